@@ -1,0 +1,1 @@
+"""Shared building blocks for the algorithms in algorithms/ (never imports from algorithms/)."""

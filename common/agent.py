@@ -1,0 +1,66 @@
+"""The contract between an algorithm file and the shared training loop.
+
+An algorithm file builds an `Agent` from (config, dataset). Everything in it is a pure JAX function
+of one run; the loop vmaps it over runs (seeds x hyperparameter values), so
+
+    train = make_train(config, dataset)          # train(rng) -> (final state, metrics per interval)
+    states, metrics = jax.jit(jax.vmap(train))(jax.random.split(rng, 8))
+
+trains eight seeds in one program. `common/experiment.py` drives the same functions one evaluation
+interval at a time, evaluating, logging and checkpointing between intervals.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from common.datasets import Transitions
+
+
+class Agent(NamedTuple):
+    """What an algorithm provides.
+
+    init(rng, hparams) -> state: a pytree holding everything the run needs to continue (parameters,
+        targets, optimiser states, rng, step counter, `hparams`).
+    update(state, data, num_steps) -> (state, metrics): `num_steps` (static) gradient steps in one
+        `lax.scan`, batches sampled inside from `data` (the device-resident Transitions); metrics is a
+        dict of per-step arrays of shape (num_steps,).
+    policy_params(state) -> the parameters `act` needs.
+    act(policy_params, obs) -> deterministic evaluation actions in [-1, 1] for a batch of observations.
+    hparams: default values of the hyperparameters that may differ between vmapped runs, read by the
+        update from `state.hparams` as traced scalars (a sweep changes them without recompiling).
+    """
+
+    init: Callable[[jax.Array, dict], Any]
+    update: Callable[[Any, Transitions, int], tuple[Any, dict]]
+    policy_params: Callable[[Any], Any]
+    act: Callable[[Any, jax.Array], jax.Array]
+    hparams: dict
+
+
+def hparams_from_config(config, names) -> dict:
+    """The sweepable hyperparameters of a config, as float32 scalars."""
+    return {name: jnp.asarray(float(config[name]), jnp.float32) for name in names}
+
+
+def make_pure_train(agent: Agent, data: Transitions, total_steps: int, eval_every: int):
+    """train(rng, hparams=None) -> (state, metrics) running all `total_steps` updates with no evaluation.
+
+    Metrics are the per-interval means, shape (total_steps // eval_every,) each.
+    """
+    if total_steps % eval_every:
+        raise ValueError(f"total_steps ({total_steps}) must be a multiple of eval_every ({eval_every})")
+
+    def train(rng, hparams=None):
+        state = agent.init(rng, agent.hparams if hparams is None else hparams)
+
+        def interval(state, _):
+            state, metrics = agent.update(state, data, eval_every)
+            return state, jax.tree.map(jnp.mean, metrics)
+
+        return jax.lax.scan(interval, state, None, length=total_steps // eval_every)
+
+    return train

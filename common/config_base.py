@@ -1,0 +1,44 @@
+"""Config fields every algorithm shares (names fixed so that tools and users can rely on them)."""
+
+from __future__ import annotations
+
+import ml_collections
+
+# The D4RL gym-locomotion datasets; every locomotion config has a variant per name.
+D4RL_LOCOMOTION = [
+    f"{env}-{level}-v2"
+    for env in ("halfcheetah", "hopper", "walker2d")
+    for level in ("random", "medium", "medium-replay", "medium-expert", "expert")
+]
+
+
+def base_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    # --- experiment ---
+    c.dataset = "hopper-medium-v2"  # D4RL name, minari:<id>, path to .hdf5/.npz, or a shipped dataset name
+    c.env = ""  # gymnasium id used for evaluation; "" = inferred from the dataset
+    c.seed = 0  # first seed; runs use seed, seed + 1, ..., seed + num_seeds - 1
+    c.num_seeds = 1  # runs batched with jax.vmap in one process
+    c.total_steps = 1_000_000  # gradient steps per run
+    c.eval_every = 5_000  # gradient steps per fused lax.scan, between evaluations
+    c.eval_episodes = 10  # evaluation episodes per run and evaluation
+    c.batch_size = 256  # transitions per gradient step
+    # --- logging and checkpoints ---
+    c.log_dir = "runs"  # a run writes to log_dir/run_name/
+    c.run_name = ""  # "" = <algorithm>_<dataset>_s<seed>
+    c.overwrite = False  # replace an existing run directory (otherwise refused)
+    c.checkpoint_every = 0  # gradient steps between checkpoints (a multiple of eval_every); 0 = only at the end
+    c.resume = False  # continue the run in log_dir/run_name from its latest checkpoint
+    c.progress = True  # tqdm progress bar
+    c.tensorboard = False  # also write TensorBoard events (needs tensorboardX)
+    c.wandb = False  # also log to Weights & Biases (needs wandb; offline unless configured)
+    return c
+
+
+def apply_variant(config: ml_collections.ConfigDict, variant: str | None, overrides: dict) -> ml_collections.ConfigDict:
+    """Applies `configs/x.py:variant`: a dataset name (set as config.dataset) plus any per-variant overrides."""
+    if variant:
+        config.dataset = variant
+        for key, value in overrides.get(variant, {}).items():
+            config[key] = value
+    return config

@@ -1,0 +1,273 @@
+"""The command line and host loop shared by every algorithm.
+
+    python algorithms/<algo>.py --config configs/<file>.py[:variant] --config.<field>=<value> ...
+
+One process trains `num_seeds` runs (the "members") as one vmapped program: each evaluation interval
+is a single jitted call running `eval_every` updates of every member in a fused `lax.scan`; between
+calls the host evaluates, logs, and checkpoints. Exit status: 0 done, 2 bad input or config (one line
+on stderr), 3 training diverged (non-finite loss; the message names the step, the seed and the metric).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from common import checkpoints
+from common.datasets import Dataset, DatasetError, load_dataset
+from common.evaluation import Evaluator
+from common.logger import RunLogger, plot_curves, write_json_atomic
+
+ROOT = Path(__file__).resolve().parent.parent
+EXIT_BAD_INPUT, EXIT_DIVERGED = 2, 3
+
+
+class ConfigError(ValueError):
+    """A config that cannot run (one-line message)."""
+
+
+class Diverged(RuntimeError):
+    """A non-finite training metric."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Config
+# ------------------------------------------------------------------------------------------------
+
+
+def parse_config(argv, default_config: str):
+    """Parses `--config path[:variant]` and `--config.field=value` overrides with ml_collections."""
+    from absl import flags
+    from ml_collections import config_flags
+
+    values = flags.FlagValues()
+    default = str(ROOT / default_config)
+    try:
+        config_flags.DEFINE_config_file("config", default, "config file (path[:variant])", flag_values=values,
+                                        lock_config=True, sys_argv=list(argv))
+        values(list(argv))
+        config = values["config"].value
+        config.to_dict()  # a config file that failed to load raises here
+        return config
+    except flags.Error as e:
+        raise ConfigError(str(e).splitlines()[0]) from None
+    except AttributeError as e:
+        raise ConfigError(f"unknown config field {str(e).splitlines()[0]}") from None
+    except OSError as e:  # ml_collections' message ends with the reason, e.g. the missing file
+        raise ConfigError(f"cannot load the config file: {str(e).strip().splitlines()[-1].strip()}") from None
+    except (KeyError, ValueError, TypeError, ImportError) as e:
+        raise ConfigError(f"bad config: {str(e).splitlines()[0]}") from None
+
+
+def validate_shared(config) -> None:
+    positive = ("total_steps", "eval_every", "batch_size", "num_seeds")
+    for name in positive:
+        if not isinstance(config[name], int) or config[name] <= 0:
+            raise ConfigError(f"{name} must be a positive integer, got {config[name]!r}")
+    if config.eval_episodes < 0:
+        raise ConfigError(f"eval_episodes must be >= 0, got {config.eval_episodes}")
+    if config.total_steps % config.eval_every:
+        raise ConfigError(f"total_steps ({config.total_steps}) must be a multiple of eval_every ({config.eval_every})")
+    if config.checkpoint_every < 0 or config.checkpoint_every % config.eval_every:
+        raise ConfigError(f"checkpoint_every ({config.checkpoint_every}) must be 0 or a multiple of eval_every "
+                          f"({config.eval_every})")
+
+
+def run_name(algorithm: str, config) -> str:
+    if config.run_name:
+        return config.run_name
+    dataset = Path(config.dataset).stem if config.dataset.endswith((".hdf5", ".h5", ".npz")) else config.dataset
+    return f"{algorithm}_{dataset.replace(':', '_').replace('/', '_')}_s{config.seed}"
+
+
+def prepare_run_dir(run_dir: Path, config) -> None:
+    """Refuses to touch an existing run unless resume or overwrite is set; checks the directory is writable."""
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if config.resume:
+            return
+        if not config.overwrite:
+            raise ConfigError(f"run directory {run_dir} already exists (set --config.resume=True to continue it "
+                              "or --config.overwrite=True to replace it)")
+        shutil.rmtree(run_dir)
+    elif config.resume:
+        raise ConfigError(f"nothing to resume: {run_dir} has no checkpoint")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write_test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"log directory {run_dir} is not writable ({e.strerror})") from None
+
+
+# ------------------------------------------------------------------------------------------------
+# Training loop
+# ------------------------------------------------------------------------------------------------
+
+
+def first_non_finite(metrics: dict[str, np.ndarray]):
+    """(member index, step offset, metric name) of the earliest non-finite value, or None."""
+    found = None
+    for name, values in metrics.items():
+        bad = ~np.isfinite(values)
+        if bad.any():
+            member, offset = np.argwhere(bad)[np.argmin(np.argwhere(bad)[:, 1])]
+            if found is None or offset < found[1]:
+                found = (int(member), int(offset), name)
+    return found
+
+
+def run(algorithm: str, make_agent, prepare_data, config, validate_config=None, dataset: Dataset | None = None):
+    """Trains the config's members; returns the summary dict. Raises ConfigError/DatasetError/Diverged."""
+    validate_shared(config)
+    if validate_config is not None:
+        validate_config(config)
+    dataset = dataset if dataset is not None else load_dataset(config.dataset, env_id=config.env or None)
+    stats = dataset.stats
+    if stats["transitions"] < config.batch_size:
+        raise DatasetError(f"{dataset.source}: {stats['transitions']} transitions, fewer than one batch "
+                           f"(batch_size={config.batch_size})")
+    env_id = config.env or dataset.env_id
+    if config.eval_episodes and not env_id:
+        raise ConfigError(f"cannot infer the evaluation env of dataset '{config.dataset}': set --config.env")
+
+    members = [{"seed": config.seed + i} for i in range(config.num_seeds)]
+    agent = make_agent(config, dataset)
+    evaluator = None
+    if config.eval_episodes:
+        evaluator = Evaluator(env_id, agent.act, len(members), config.eval_episodes, stats["obs_dim"],
+                              stats["act_dim"], config.seed)
+
+    run_dir = Path(config.log_dir).expanduser() / run_name(algorithm, config)
+    prepare_run_dir(run_dir, config)  # nothing is written before every input check above has passed
+
+    data = prepare_data(dataset, config)
+    keys = jnp.stack([jax.random.PRNGKey(m["seed"]) for m in members])
+    hparams = jax.tree.map(lambda v: jnp.full((len(members),), v), agent.hparams)
+    state = jax.jit(jax.vmap(agent.init))(keys, hparams)
+
+    meta_expected = {"algorithm": algorithm, "num_members": len(members), "dataset_stats": stats}
+    start_step, eval_history = 0, []
+    if config.resume:
+        path = checkpoints.latest(run_dir)
+        if path is None:
+            raise ConfigError(f"nothing to resume: {run_dir} has no checkpoint")
+        state, meta = checkpoints.restore(path, state, meta_expected)
+        start_step, eval_history = int(meta["step"]), meta["eval_history"]
+    write_json_atomic(run_dir / "config.json", config.to_dict())
+
+    update = jax.jit(jax.vmap(agent.update, in_axes=(0, None, None)), static_argnums=2, donate_argnums=0)
+    t0 = time.perf_counter()
+    update = update.lower(state, data, config.eval_every).compile()
+    compile_seconds = time.perf_counter() - t0
+
+    metric_names = sorted(jax.eval_shape(lambda s: agent.update(s, data, config.eval_every)[1],
+                                         jax.tree.map(lambda x: x[0], state)).keys())
+    logger = RunLogger(run_dir, members, metric_names, start_step if config.resume else None,
+                       config.tensorboard, config.wandb, config.to_dict())
+    progress = _progress(config, start_step)
+    policy_params = jax.jit(jax.vmap(agent.policy_params))
+    train_seconds, last_checkpoint = 0.0, start_step
+    try:
+        for step in range(start_step + config.eval_every, config.total_steps + 1, config.eval_every):
+            t0 = time.perf_counter()
+            state, metrics = update(state, data)
+            metrics = jax.device_get(metrics)
+            train_seconds += time.perf_counter() - t0
+            bad = first_non_finite(metrics)
+            if bad is not None:
+                member, offset, name = bad
+                raise Diverged(f"training diverged: non-finite {name} at step {step - config.eval_every + offset + 1} "
+                               f"(seed {members[member]['seed']}); last checkpoint: step {last_checkpoint}")
+            logger.log_metrics(step, {k: v.mean(axis=1) for k, v in metrics.items()})
+            if evaluator is not None:
+                returns = evaluator(policy_params(state), step // config.eval_every)
+                scores = evaluator.normalized(returns)
+                logger.log_eval(step, returns, scores)
+                eval_history.append({"step": step, "score": scores.mean(axis=1).tolist(),
+                                     "return": returns.mean(axis=1).tolist()})
+            if (config.checkpoint_every and step % config.checkpoint_every == 0) or step == config.total_steps:
+                checkpoints.save(run_dir, step, state, {**meta_expected, "eval_history": eval_history})
+                last_checkpoint = step
+            if progress is not None:
+                progress.update(config.eval_every)
+                if eval_history:
+                    progress.set_postfix(score=f"{np.nanmean(eval_history[-1]['score']):.1f}")
+    finally:
+        logger.close()
+        if progress is not None:
+            progress.close()
+        if evaluator is not None:
+            evaluator.close()
+
+    summary = make_summary(algorithm, config, env_id, stats, members, eval_history,
+                           (config.total_steps - start_step) / max(train_seconds, 1e-9), compile_seconds)
+    write_json_atomic(run_dir / "summary.json", summary)
+    if eval_history:
+        plot_curves(run_dir, f"{algorithm} on {config.dataset}")
+    summary["run_dir"] = str(run_dir)
+    return summary
+
+
+def make_summary(algorithm, config, env_id, stats, members, eval_history, steps_per_second, compile_seconds):
+    scores = np.asarray([e["score"] for e in eval_history], np.float64).reshape(len(eval_history), len(members))
+    final = scores[-1] if len(scores) else np.full(len(members), np.nan)
+    best = np.nanmax(scores, axis=0) if len(scores) and not np.all(np.isnan(scores)) else final
+    return {
+        "algorithm": algorithm,
+        "dataset": config.dataset,
+        "env": env_id,
+        "num_seeds": config.num_seeds,
+        "members": members,
+        "total_steps": config.total_steps,
+        "normalized_score_final": final.tolist(),
+        "normalized_score_best": best.tolist(),
+        "normalized_score_final_mean": float(np.mean(final)),
+        "normalized_score_final_std": float(np.std(final)),
+        "return_final": eval_history[-1]["return"] if eval_history else [],
+        "steps_per_second": float(steps_per_second),
+        "compile_seconds": float(compile_seconds),
+        "dataset_stats": stats,
+        "device": str(jax.devices()[0].device_kind),
+    }
+
+
+def _progress(config, start_step):
+    if not config.progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=config.total_steps, initial=start_step, unit="step", dynamic_ncols=True, file=sys.stderr)
+
+
+# ------------------------------------------------------------------------------------------------
+# Entry point
+# ------------------------------------------------------------------------------------------------
+
+
+def main(algorithm, make_agent, prepare_data, argv=None, default_config="", validate_config=None) -> int:
+    """CLI entry: parse, run, print the result; returns the exit status."""
+    argv = sys.argv if argv is None else argv
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    try:
+        config = parse_config(argv, default_config)
+        summary = run(algorithm, make_agent, prepare_data, config, validate_config)
+    except (ConfigError, DatasetError, checkpoints.CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Diverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_DIVERGED
+    final = summary["normalized_score_final_mean"]
+    print(f"{algorithm} on {summary['dataset']}: final normalised score {final:.1f} "
+          f"± {summary['normalized_score_final_std']:.1f} over {summary['num_seeds']} seed(s); "
+          f"{summary['steps_per_second']:.0f} steps/s (all seeds together)")
+    print(f"results: {summary['run_dir']} (eval.csv, metrics.csv, summary.json, curves.png)")
+    return 0

@@ -1,0 +1,171 @@
+"""Run outputs: metrics.csv, eval.csv, summary.json and curves.png (TensorBoard / W&B optional, off by default).
+
+Rows are labelled by run member (seed, plus the swept hyperparameter values of a grid). On resume the
+CSV files are cut back to the checkpoint's step, so no row is ever duplicated.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+def write_json_atomic(path: Path, payload) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=2, default=_json_default)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _json_default(value):
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def truncate_csv(path: Path, max_step: int) -> None:
+    """Drops the rows logged after `max_step` (what a resumed run will log again)."""
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= max_step]
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        csv.writer(f).writerows(kept)
+    os.replace(tmp, path)
+
+
+class CsvLog:
+    def __init__(self, path: Path, columns: list[str]):
+        self.path, self.columns = path, columns
+        fresh = not path.exists() or path.stat().st_size == 0
+        self.file = open(path, "a", newline="")
+        self.writer = csv.writer(self.file)
+        if fresh:
+            self.writer.writerow(columns)
+            self.file.flush()
+
+    def write(self, rows):
+        self.writer.writerows(rows)
+        self.file.flush()
+
+    def close(self):
+        self.file.close()
+
+
+class RunLogger:
+    """Writes one run directory. `members` label each vmapped run: [{"seed": 0, ...swept values}, ...]."""
+
+    def __init__(self, run_dir: Path, members: list[dict], metric_names: list[str], resume_step: int | None = None,
+                 tensorboard: bool = False, wandb: bool = False, config: dict | None = None):
+        self.run_dir, self.members = Path(run_dir), members
+        self.member_keys = list(members[0].keys())
+        self.metric_names = list(metric_names)
+        if resume_step is not None:
+            truncate_csv(self.run_dir / "metrics.csv", resume_step)
+            truncate_csv(self.run_dir / "eval.csv", resume_step)
+        self.metrics = CsvLog(self.run_dir / "metrics.csv", ["step", *self.member_keys, *self.metric_names])
+        self.evals = CsvLog(self.run_dir / "eval.csv",
+                            ["step", *self.member_keys, "return", "return_std", "normalized_score"])
+        self.tb = self._tensorboard() if tensorboard else None
+        self.wandb = self._wandb(config) if wandb else None
+
+    def _tensorboard(self):
+        from tensorboardX import SummaryWriter
+
+        return SummaryWriter(str(self.run_dir / "tensorboard"))
+
+    def _wandb(self, config):
+        import wandb
+
+        return wandb.init(dir=str(self.run_dir), config=config, name=self.run_dir.name)
+
+    def log_metrics(self, step: int, metrics: dict[str, np.ndarray]) -> None:
+        """metrics: name -> (members,) interval means."""
+        rows = [[step, *m.values(), *(float(metrics[k][i]) for k in self.metric_names)]
+                for i, m in enumerate(self.members)]
+        self.metrics.write(rows)
+        for i, m in enumerate(self.members):
+            tag = "/".join(f"{k}={v}" for k, v in m.items())
+            for k in self.metric_names:
+                if self.tb is not None:
+                    self.tb.add_scalar(f"{tag}/{k}", float(metrics[k][i]), step)
+                if self.wandb is not None:
+                    self.wandb.log({f"{tag}/{k}": float(metrics[k][i])}, step=step)
+
+    def log_eval(self, step: int, returns: np.ndarray, scores: np.ndarray) -> None:
+        """returns, scores: (members, episodes)."""
+        rows = [[step, *m.values(), float(returns[i].mean()), float(returns[i].std()), float(scores[i].mean())]
+                for i, m in enumerate(self.members)]
+        self.evals.write(rows)
+        for i, m in enumerate(self.members):
+            tag = "/".join(f"{k}={v}" for k, v in m.items())
+            if self.tb is not None:
+                self.tb.add_scalar(f"{tag}/eval/normalized_score", float(scores[i].mean()), step)
+            if self.wandb is not None:
+                self.wandb.log({f"{tag}/eval/normalized_score": float(scores[i].mean())}, step=step)
+
+    def close(self):
+        self.metrics.close()
+        self.evals.close()
+        if self.tb is not None:
+            self.tb.close()
+        if self.wandb is not None:
+            self.wandb.finish()
+
+
+def read_eval(run_dir: Path) -> dict:
+    """eval.csv as {"step": (T,), "score": (members, T), "return": (members, T)} (rows grouped by member)."""
+    with open(Path(run_dir) / "eval.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return {"step": np.zeros(0), "score": np.zeros((0, 0)), "return": np.zeros((0, 0))}
+    steps = sorted({int(r["step"]) for r in rows})
+    label_keys = [k for k in rows[0] if k not in ("step", "return", "return_std", "normalized_score")]
+    labels = list(dict.fromkeys(tuple(r[k] for k in label_keys) for r in rows))
+    score = np.full((len(labels), len(steps)), np.nan)
+    ret = np.full_like(score, np.nan)
+    for r in rows:
+        i, t = labels.index(tuple(r[k] for k in label_keys)), steps.index(int(r["step"]))
+        score[i, t], ret[i, t] = float(r["normalized_score"]), float(r["return"])
+    return {"step": np.asarray(steps), "score": score, "return": ret, "labels": labels, "label_keys": label_keys}
+
+
+def plot_curves(run_dir: Path, title: str) -> Path:
+    """curves.png: normalised score (or raw return when the env has no reference) vs steps, per member + mean."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = read_eval(run_dir)
+    values = data["score"]
+    ylabel = "D4RL-normalised score"
+    if values.size and np.all(np.isnan(values)):
+        values, ylabel = data["return"], "episode return"
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, label in enumerate(data.get("labels", [])):
+        name = ", ".join(f"{k}={v}" for k, v in zip(data["label_keys"], label))
+        ax.plot(data["step"], values[i], alpha=0.5, linewidth=1, label=name)
+    if values.size:
+        ax.plot(data["step"], np.nanmean(values, axis=0), color="black", linewidth=2, label="mean")
+    ax.set_xlabel("gradient steps")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(run_dir) / "curves.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

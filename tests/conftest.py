@@ -1,0 +1,53 @@
+"""Shared fixtures: small D4RL-layout files made on the fly (no download, no shipped data needed)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+
+def write_hdf5(path: Path, raw: dict, attrs: dict | None = None) -> Path:
+    with h5py.File(path, "w") as f:
+        for key, value in raw.items():
+            f.create_dataset(key, data=value)
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = value
+    return path
+
+
+def rollout_raw(env_id: str, rows: int, seed: int = 0, policy=None, max_episode_steps: int = 1000) -> dict:
+    """D4RL-layout rows from a gymnasium env: random actions unless `policy(obs, rng) -> action` is given."""
+    import gymnasium as gym
+
+    env = gym.make(env_id, max_episode_steps=max_episode_steps)
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    out = {k: [] for k in ("observations", "actions", "rewards", "terminals", "timeouts")}
+    for _ in range(rows):
+        action = policy(obs, rng) if policy else rng.uniform(-1, 1, env.action_space.shape)
+        action = np.clip(action, -1, 1).astype(np.float32)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        for key, value in zip(out, (obs, action, reward, terminated, truncated and not terminated)):
+            out[key].append(value)
+        obs = env.reset()[0] if terminated or truncated else next_obs
+    env.close()
+    raw = {k: np.asarray(v) for k, v in out.items()}
+    raw["observations"] = raw["observations"].astype(np.float32)
+    raw["rewards"] = raw["rewards"].astype(np.float32)
+    return raw
+
+
+@pytest.fixture(scope="session")
+def hopper_random_file(tmp_path_factory) -> Path:
+    """2,000 rows of random Hopper-v4 play (many short episodes ending in terminals)."""
+    path = tmp_path_factory.mktemp("data") / "hopper-random-tiny.hdf5"
+    return write_hdf5(path, rollout_raw("Hopper-v4", 2000), {"env_id": "Hopper-v4"})
