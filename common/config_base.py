@@ -36,9 +36,16 @@ def base_config() -> ml_collections.ConfigDict:
 
 
 def apply_variant(config: ml_collections.ConfigDict, variant: str | None, overrides: dict) -> ml_collections.ConfigDict:
-    """Applies `configs/x.py:variant`: a dataset name (set as config.dataset) plus any per-variant overrides."""
+    """Applies `configs/x.py:variant` (a dataset name plus its overrides) and adds the sweep fields.
+
+    `config.sweep.<field>` exists for every float field: "1,5,10" trains every value (times every seed)
+    in one batched program; the algorithm refuses fields that would change the compiled program.
+    """
     if variant:
         config.dataset = variant
         for key, value in overrides.get(variant, {}).items():
             config[key] = value
+    config.sweep = ml_collections.ConfigDict(
+        {key: "" for key, value in config.items() if isinstance(value, float) and not isinstance(value, bool)}
+    )
     return config

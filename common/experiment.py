@@ -10,6 +10,7 @@ on stderr), 3 training diverged (non-finite loss; the message names the step, th
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import sys
@@ -19,6 +20,8 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from common import checkpoints
 from common.datasets import Dataset, DatasetError, load_dataset
@@ -108,20 +111,99 @@ def prepare_run_dir(run_dir: Path, config) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-# Training loop
+# Members: seeds x swept hyperparameter values, sharded over the local devices
 # ------------------------------------------------------------------------------------------------
+
+
+def sweep_values(config) -> dict[str, list[float]]:
+    """`--config.sweep.<field>=v1,v2,...` -> {field: [v1, v2, ...]} (fields left empty are not swept)."""
+    values = {}
+    for name, text in config.get("sweep", {}).items():
+        if text in ("", None):
+            continue
+        try:
+            values[name] = [float(v) for v in str(text).replace(";", ",").split(",") if v.strip()]
+        except ValueError:
+            raise ConfigError(f"sweep.{name}: expected comma-separated numbers, got {text!r}") from None
+        if not values[name]:
+            raise ConfigError(f"sweep.{name}: no values given")
+    return values
+
+
+def build_members(config, default_hparams: dict) -> tuple[list[dict], dict]:
+    """Every (swept values, seed) combination: labels for the logs, and the hparams of each as (M,) arrays."""
+    sweep = sweep_values(config)
+    for name in sweep:
+        if name not in default_hparams:
+            raise ConfigError(f"sweep.{name}: this field changes the compiled program and cannot be swept in one run; "
+                              f"sweepable fields: {', '.join(sorted(default_hparams))}")
+    members = [
+        {"seed": config.seed + i, **dict(zip(sweep, combo))}
+        for combo in itertools.product(*sweep.values())
+        for i in range(config.num_seeds)
+    ]
+    hparams = {name: jnp.asarray([m.get(name, float(value)) for m in members], jnp.float32)
+               for name, value in default_hparams.items()}
+    return members, hparams
+
+
+def member_sharding(num_members: int):
+    """(sharding of the member axis, padded member count): members spread evenly over all devices.
+
+    With D devices, M members are padded to a multiple of D by repeating the last member; padded
+    members train like the others but are never evaluated, logged or reported.
+    """
+    devices = jax.devices()
+    if len(devices) == 1:
+        return None, None, num_members
+    mesh = Mesh(np.asarray(devices), ("members",))
+    padded = -(-num_members // len(devices)) * len(devices)
+    return NamedSharding(mesh, P("members")), NamedSharding(mesh, P()), padded
+
+
+def pad_members(tree, padded: int):
+    return jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], padded - x.shape[0], axis=0)]), tree)
+
+
+def all_finite(tree) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)]
+    return jnp.all(jnp.stack(leaves))
 
 
 def first_non_finite(metrics: dict[str, np.ndarray]):
     """(member index, step offset, metric name) of the earliest non-finite value, or None."""
     found = None
     for name, values in metrics.items():
-        bad = ~np.isfinite(values)
-        if bad.any():
-            member, offset = np.argwhere(bad)[np.argmin(np.argwhere(bad)[:, 1])]
+        bad = np.argwhere(~np.isfinite(values))
+        if bad.size:
+            member, offset = bad[np.argmin(bad[:, 1])]
             if found is None or offset < found[1]:
                 found = (int(member), int(offset), name)
     return found
+
+
+def check_finite(metrics, params_finite, members, step, eval_every, last_checkpoint):
+    """Raises Diverged naming the first non-finite metric (or parameters), its step and its seed."""
+    bad = first_non_finite({k: v[: len(members)] for k, v in metrics.items()})
+    where = f"last checkpoint: step {last_checkpoint}"
+    if bad is not None:
+        member, offset, name = bad
+        steps_per_row = eval_every // metrics[name].shape[1]
+        at = step - eval_every + (offset + 1) * steps_per_row
+        raise Diverged(f"training diverged: non-finite {name} at step {at} ({_label(members[member])}); {where}")
+    broken = np.flatnonzero(~np.asarray(params_finite)[: len(members)])
+    if broken.size:
+        raise Diverged(f"training diverged: non-finite parameters by step {step} ({_label(members[broken[0]])}); "
+                       f"{where}")
+
+
+def _label(member: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in member.items())
+
+
+# ------------------------------------------------------------------------------------------------
+# Training loop
+# ------------------------------------------------------------------------------------------------
 
 
 def run(algorithm: str, make_agent, prepare_data, config, validate_config=None, dataset: Dataset | None = None):
@@ -138,8 +220,8 @@ def run(algorithm: str, make_agent, prepare_data, config, validate_config=None, 
     if config.eval_episodes and not env_id:
         raise ConfigError(f"cannot infer the evaluation env of dataset '{config.dataset}': set --config.env")
 
-    members = [{"seed": config.seed + i} for i in range(config.num_seeds)]
     agent = make_agent(config, dataset)
+    members, hparams = build_members(config, agent.hparams)
     evaluator = None
     if config.eval_episodes:
         evaluator = Evaluator(env_id, agent.act, len(members), config.eval_episodes, stats["obs_dim"],
@@ -148,23 +230,36 @@ def run(algorithm: str, make_agent, prepare_data, config, validate_config=None, 
     run_dir = Path(config.log_dir).expanduser() / run_name(algorithm, config)
     prepare_run_dir(run_dir, config)  # nothing is written before every input check above has passed
 
+    sharding, replicated, padded = member_sharding(len(members))
     data = prepare_data(dataset, config)
     keys = jnp.stack([jax.random.PRNGKey(m["seed"]) for m in members])
-    hparams = jax.tree.map(lambda v: jnp.full((len(members),), v), agent.hparams)
-    state = jax.jit(jax.vmap(agent.init))(keys, hparams)
+    keys, hparams = pad_members((keys, hparams), padded)
+    if sharding is not None:
+        data = jax.device_put(data, replicated)
+        keys, hparams = jax.device_put((keys, hparams), sharding)
+    state = jax.jit(jax.vmap(agent.init), out_shardings=sharding)(keys, hparams)
 
-    meta_expected = {"algorithm": algorithm, "num_members": len(members), "dataset_stats": stats}
+    meta_expected = {"algorithm": algorithm, "members": members, "dataset_stats": stats}
     start_step, eval_history = 0, []
     if config.resume:
         path = checkpoints.latest(run_dir)
         if path is None:
             raise ConfigError(f"nothing to resume: {run_dir} has no checkpoint")
-        state, meta = checkpoints.restore(path, state, meta_expected)
+        host_state, meta = checkpoints.restore(path, state, meta_expected)
+        state = jax.device_put(host_state, sharding) if sharding is not None else jax.device_put(host_state)
         start_step, eval_history = int(meta["step"]), meta["eval_history"]
+        if start_step >= config.total_steps:
+            raise ConfigError(f"nothing to resume: the checkpoint is at step {start_step}, total_steps is "
+                              f"{config.total_steps}")
     write_json_atomic(run_dir / "config.json", config.to_dict())
 
-    update = jax.jit(jax.vmap(agent.update, in_axes=(0, None, None)), static_argnums=2, donate_argnums=0)
+    def interval(state, data, num_steps):
+        state, metrics = jax.vmap(agent.update, in_axes=(0, None, None))(state, data, num_steps)
+        return state, metrics, jax.vmap(all_finite)(state)
+
     t0 = time.perf_counter()
+    shardings = {} if sharding is None else {"in_shardings": (sharding, replicated), "out_shardings": sharding}
+    update = jax.jit(interval, static_argnums=2, donate_argnums=0, **shardings)
     update = update.lower(state, data, config.eval_every).compile()
     compile_seconds = time.perf_counter() - t0
 
@@ -173,22 +268,20 @@ def run(algorithm: str, make_agent, prepare_data, config, validate_config=None, 
     logger = RunLogger(run_dir, members, metric_names, start_step if config.resume else None,
                        config.tensorboard, config.wandb, config.to_dict())
     progress = _progress(config, start_step)
-    policy_params = jax.jit(jax.vmap(agent.policy_params))
+    eval_device = jax.devices()[0]
+    policy_params = jax.jit(lambda s: jax.tree.map(lambda x: x[: len(members)], jax.vmap(agent.policy_params)(s)))
     train_seconds, last_checkpoint = 0.0, start_step
     try:
         for step in range(start_step + config.eval_every, config.total_steps + 1, config.eval_every):
             t0 = time.perf_counter()
-            state, metrics = update(state, data)
-            metrics = jax.device_get(metrics)
+            state, metrics, params_finite = update(state, data)
+            metrics, params_finite = jax.device_get((metrics, params_finite))
             train_seconds += time.perf_counter() - t0
-            bad = first_non_finite(metrics)
-            if bad is not None:
-                member, offset, name = bad
-                raise Diverged(f"training diverged: non-finite {name} at step {step - config.eval_every + offset + 1} "
-                               f"(seed {members[member]['seed']}); last checkpoint: step {last_checkpoint}")
-            logger.log_metrics(step, {k: v.mean(axis=1) for k, v in metrics.items()})
+            check_finite(metrics, params_finite, members, step, config.eval_every, last_checkpoint)
+            logger.log_metrics(step, {k: v[: len(members)].mean(axis=1) for k, v in metrics.items()})
             if evaluator is not None:
-                returns = evaluator(policy_params(state), step // config.eval_every)
+                params = jax.device_put(policy_params(state), eval_device)
+                returns = evaluator(params, step // config.eval_every)
                 scores = evaluator.normalized(returns)
                 logger.log_eval(step, returns, scores)
                 eval_history.append({"step": step, "score": scores.mean(axis=1).tolist(),
@@ -225,6 +318,7 @@ def make_summary(algorithm, config, env_id, stats, members, eval_history, steps_
         "dataset": config.dataset,
         "env": env_id,
         "num_seeds": config.num_seeds,
+        "num_members": len(members),
         "members": members,
         "total_steps": config.total_steps,
         "normalized_score_final": final.tolist(),
@@ -269,5 +363,20 @@ def main(algorithm, make_agent, prepare_data, argv=None, default_config="", vali
     print(f"{algorithm} on {summary['dataset']}: final normalised score {final:.1f} "
           f"± {summary['normalized_score_final_std']:.1f} over {summary['num_seeds']} seed(s); "
           f"{summary['steps_per_second']:.0f} steps/s (all seeds together)")
+    if len(summary["members"]) > summary["num_seeds"]:
+        print(sweep_table(summary))
     print(f"results: {summary['run_dir']} (eval.csv, metrics.csv, summary.json, curves.png)")
     return 0
+
+
+def sweep_table(summary) -> str:
+    """Final normalised score per swept combination (mean ± std over its seeds), as a Markdown table."""
+    swept = [k for k in summary["members"][0] if k != "seed"]
+    groups: dict[tuple, list[float]] = {}
+    for member, score in zip(summary["members"], summary["normalized_score_final"]):
+        groups.setdefault(tuple(member[k] for k in swept), []).append(score)
+    lines = ["| " + " | ".join(swept) + " | final score | seeds |", "|" + "---|" * (len(swept) + 2)]
+    for values, scores in groups.items():
+        cells = " | ".join(f"{v:g}" for v in values)
+        lines.append(f"| {cells} | {np.mean(scores):.1f} ± {np.std(scores):.1f} | {len(scores)} |")
+    return "\n".join(lines)

@@ -1,0 +1,115 @@
+"""Minari datasets from the local Minari root, flattened into the project's transition arrays.
+
+`load("D4RL/hopper/medium-v0")` reads `$MINARI_DATASETS_PATH/<id>` (default `~/.minari/datasets/<id>`);
+it never downloads. Minari stores each episode with T steps and T + 1 observations (the last is the
+observation the episode ended in), so the Q-learning view is built per episode:
+
+    s_t = obs[t], a_t, r_t, s'_t = obs[t + 1], done_t = terminations[t]     for t = 0 .. T - 1
+
+Unlike the D4RL row layout (where a timed-out row has no successor and is dropped), a truncated step
+keeps its real next observation here, so no transition is lost. Episodes end at terminations or
+truncations (or at the last step, whichever comes first). Dict observations are flattened by
+concatenating their entries in sorted key order (recorded as metadata["observation_keys"]).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from common.datasets import Dataset, DatasetError, Transitions, validate_raw
+
+
+def minari_root() -> Path:
+    """Where Minari keeps local datasets (the same rule as minari's own `get_dataset_path`)."""
+    return Path(os.environ.get("MINARI_DATASETS_PATH", Path.home() / ".minari" / "datasets")).expanduser()
+
+
+def _flat_observations(obs, source: str) -> tuple[np.ndarray, list[str]]:
+    """(T + 1, obs_dim) float32 from an array or a (nested) dict of arrays; and the keys used."""
+    if isinstance(obs, dict):
+        parts, keys = [], []
+        for key in sorted(obs):
+            flat, sub = _flat_observations(obs[key], source)
+            parts.append(flat)
+            keys.extend([f"{key}/{s}" for s in sub] if sub else [key])
+        return np.concatenate(parts, axis=1), keys
+    obs = np.asarray(obs)
+    if obs.ndim < 1 or not np.issubdtype(obs.dtype, np.number):
+        raise DatasetError(f"{source}: observations of type {obs.dtype} and shape {obs.shape} are not supported")
+    return obs.reshape(obs.shape[0], -1).astype(np.float32), []
+
+
+def load(dataset_id: str, env_id: str | None = None) -> Dataset:
+    """Loads a local Minari dataset as a Dataset (Q-learning view + episode returns); DatasetError if absent."""
+    source = f"minari:{dataset_id}"
+    if not dataset_id:
+        raise DatasetError("minari: no dataset id given (use minari:<namespace>/<name>-v<N>)")
+    path = minari_root() / dataset_id / "data"
+    if not path.is_dir():
+        raise DatasetError(f"{source}: not found in the local Minari root {minari_root()} (looked for {path}; "
+                           f"set MINARI_DATASETS_PATH; nothing is downloaded)")
+    try:
+        import minari
+    except ImportError:
+        raise DatasetError(f"{source}: the 'minari' package is not installed (pip install minari)") from None
+    try:
+        data = minari.load_dataset(dataset_id, download=False)
+    except Exception as e:  # minari raises several types for unreadable datasets
+        detail = str(e).splitlines()[0] if str(e) else ""
+        raise DatasetError(f"{source}: cannot read ({type(e).__name__}: {detail})") from None
+
+    obs, next_obs, actions, rewards, terminals, timeouts, returns = [], [], [], [], [], [], []
+    obs_keys: list[str] = []
+    for episode in data.iterate_episodes():
+        steps = len(episode.rewards)
+        if steps == 0:
+            continue
+        flat, obs_keys = _flat_observations(episode.observations, source)
+        if flat.shape[0] != steps + 1:
+            raise DatasetError(f"{source}: episode {episode.id} has {flat.shape[0]} observations for {steps} steps "
+                               f"(expected {steps + 1})")
+        term = np.asarray(episode.terminations, bool).reshape(-1)
+        trunc = np.asarray(episode.truncations, bool).reshape(-1)
+        trunc = trunc.copy()
+        trunc[-1] |= not term[-1]  # the last step ends the episode even if neither flag was set
+        obs.append(flat[:-1])
+        next_obs.append(flat[1:])
+        actions.append(np.asarray(episode.actions, np.float32).reshape(steps, -1))
+        rewards.append(np.asarray(episode.rewards, np.float32).reshape(-1))
+        terminals.append(term)
+        timeouts.append(trunc & ~term)
+        returns.append(float(np.sum(episode.rewards, dtype=np.float64)))
+    if not rewards:
+        raise DatasetError(f"{source}: the dataset has no steps")
+
+    raw = {
+        "observations": np.concatenate(obs),
+        "actions": np.concatenate(actions),
+        "rewards": np.concatenate(rewards),
+        "terminals": np.concatenate(terminals),
+        "timeouts": np.concatenate(timeouts),
+    }
+    validate_raw(raw, source)
+    next_observations = np.concatenate(next_obs)
+    if not np.isfinite(next_observations).all():
+        raise DatasetError(f"{source}: non-finite value in the episodes' final observations")
+    transitions = Transitions(
+        observations=raw["observations"],
+        actions=raw["actions"],
+        rewards=raw["rewards"],
+        next_observations=next_observations,
+        dones=raw["terminals"].astype(np.float32),
+    )
+    spec = getattr(data, "env_spec", None)
+    metadata = {
+        "minari_id": dataset_id,
+        "minari_version": getattr(data.spec, "minari_version", None) if hasattr(data, "spec") else None,
+        "observation_keys": obs_keys,
+        "episodes": len(returns),
+        "timeouts": int(raw["timeouts"].sum()),
+    }
+    env_id = env_id or (spec.id if spec is not None else None)
+    return Dataset(source, env_id, transitions, np.asarray(returns, np.float64), str(path), metadata)
