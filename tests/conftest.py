@@ -26,9 +26,13 @@ def write_hdf5(path: Path, raw: dict, attrs: dict | None = None) -> Path:
 
 def rollout_raw(env_id: str, rows: int, seed: int = 0, policy=None, max_episode_steps: int = 1000) -> dict:
     """D4RL-layout rows from a gymnasium env: random actions unless `policy(obs, rng) -> action` is given."""
+    import warnings
+
     import gymnasium as gym
 
-    env = gym.make(env_id, max_episode_steps=max_episode_steps)
+    with warnings.catch_warnings():  # v4 on purpose: D4RL's reference scores apply to it
+        warnings.simplefilter("ignore")
+        env = gym.make(env_id, max_episode_steps=max_episode_steps)
     rng = np.random.default_rng(seed)
     obs, _ = env.reset(seed=seed)
     out = {k: [] for k in ("observations", "actions", "rewards", "terminals", "timeouts")}
