@@ -48,22 +48,32 @@ def save(run_dir: Path, step: int, state, meta: dict, keep: int = 2) -> Path:
 
 
 def latest(run_dir: Path) -> Path | None:
-    pointer = Path(run_dir) / "checkpoints" / "LATEST"
-    if not pointer.exists():
-        return None
-    path = pointer.parent / pointer.read_text().strip()
-    return path if (path / "state.msgpack").exists() else None
+    """The checkpoint LATEST names, or else the newest complete step_* directory, or None."""
+    root = Path(run_dir) / "checkpoints"
+    pointer = root / "LATEST"
+    if pointer.exists():
+        path = root / pointer.read_text().strip()
+        if (path / "state.msgpack").exists() and (path / "meta.json").exists():
+            return path
+    complete = [p for p in root.glob("step_*") if (p / "state.msgpack").exists() and (p / "meta.json").exists()]
+    return max(complete, key=lambda p: int(p.name.split("_")[1]), default=None)
 
 
 def restore(path: Path, template, expected_meta: dict):
     """Loads a checkpoint into the structure of `template`; checks algorithm and shapes first."""
-    meta = json.loads((path / "meta.json").read_text())
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path} is unreadable (meta.json: {str(e).splitlines()[0]})") from None
     for key, value in expected_meta.items():
         if meta.get(key) != value:
             raise CheckpointError(
                 f"checkpoint {path} was written with {key}={meta.get(key)!r}, this run has {key}={value!r}"
             )
-    raw = flax.serialization.msgpack_restore((path / "state.msgpack").read_bytes())
+    try:
+        raw = flax.serialization.msgpack_restore((path / "state.msgpack").read_bytes())
+    except (OSError, ValueError, TypeError) as e:
+        raise CheckpointError(f"checkpoint {path} is unreadable (state.msgpack: {str(e).splitlines()[0]})") from None
     template_host = jax.device_get(template)
     expected = flax.serialization.to_state_dict(template_host)
     _check_same_structure(expected, raw, path)

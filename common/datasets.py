@@ -115,6 +115,10 @@ def validate_raw(raw: dict, source: str) -> None:
             f"{source}: observations and actions must be 2-D, got {raw['observations'].shape} "
             f"and {raw['actions'].shape}"
         )
+    for key in REQUIRED_KEYS + ("timeouts",):
+        dtype = np.asarray(raw[key]).dtype if key in raw else np.dtype(bool)
+        if not (np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.bool_)):
+            raise DatasetError(f"{source}: '{key}' must be numeric, got dtype {dtype}")
     if n < 2:
         raise DatasetError(f"{source}: only {n} rows; a transition needs at least 2")
     for key in ("observations", "actions", "rewards"):

@@ -62,7 +62,7 @@ def parse_config(argv, default_config: str):
     except flags.Error as e:
         raise ConfigError(str(e).splitlines()[0]) from None
     except AttributeError as e:
-        raise ConfigError(f"unknown config field {str(e).splitlines()[0]}") from None
+        raise ConfigError(f"unknown config field {str(e).splitlines()[0].strip(chr(34) + chr(39))}") from None
     except OSError as e:  # ml_collections' message ends with the reason, e.g. the missing file
         raise ConfigError(f"cannot load the config file: {str(e).strip().splitlines()[-1].strip()}") from None
     except (KeyError, ValueError, TypeError, ImportError) as e:
@@ -78,6 +78,9 @@ def validate_shared(config) -> None:
         raise ConfigError(f"eval_episodes must be >= 0, got {config.eval_episodes}")
     if config.total_steps % config.eval_every:
         raise ConfigError(f"total_steps ({config.total_steps}) must be a multiple of eval_every ({config.eval_every})")
+    widths = config.get("hidden_dims", (1,))
+    if not all(isinstance(w, int) and w > 0 for w in widths):
+        raise ConfigError(f"hidden_dims must be positive integers, got {tuple(widths)}")
     if config.checkpoint_every < 0 or config.checkpoint_every % config.eval_every:
         raise ConfigError(f"checkpoint_every ({config.checkpoint_every}) must be 0 or a multiple of eval_every "
                           f"({config.eval_every})")
@@ -94,6 +97,8 @@ def prepare_run_dir(run_dir: Path, config) -> None:
     """Refuses to touch an existing run unless resume or overwrite is set; checks the directory is writable."""
     if run_dir.exists() and any(run_dir.iterdir()):
         if config.resume:
+            if checkpoints.latest(run_dir) is None:
+                raise ConfigError(f"nothing to resume: {run_dir} has no checkpoint")
             return
         if not config.overwrite:
             raise ConfigError(f"run directory {run_dir} already exists (set --config.resume=True to continue it "

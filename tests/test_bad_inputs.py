@@ -1,0 +1,329 @@
+"""The bad-input catalogue: every refused input exits 2 with one stderr line and leaves the disk as it was.
+
+Each case runs the real CLI entry, `td3_bc.main(argv)`, in-process (it returns the exit status); three cases
+run `python algorithms/td3_bc.py` in a subprocess to check the process's own exit code and that stderr holds
+one line and no traceback. "The disk as it was" is checked by a snapshot of the test's directory (every
+file's bytes and mtime, every directory's existence) taken before the call and compared after it: a refused
+fresh run creates nothing, and a refused run over an existing directory changes none of its files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ROOT, rollout_raw, write_hdf5
+
+from algorithms import td3_bc
+
+TINY = {
+    "total_steps": "20",
+    "eval_every": "10",
+    "batch_size": "16",
+    "hidden_dims": "(16,16)",
+    "eval_episodes": "0",
+    "progress": "False",
+}
+
+
+def cli_args(dataset, log_dir, run_name="bad", **overrides) -> list[str]:
+    """argv for td3_bc.main: the shipped config with tiny budgets; `overrides` replace or add fields."""
+    fields = {"dataset": str(dataset), "log_dir": str(log_dir), "run_name": run_name, **TINY, **overrides}
+    return ["td3_bc", f"--config={ROOT}/configs/td3_bc_mujoco.py"] + [f"--config.{k}={v}" for k, v in fields.items()]
+
+
+def snapshot(root: Path) -> dict:
+    """Every path under root: (bytes, mtime_ns) for files, "dir" for directories."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        found[rel] = "dir" if path.is_dir() else (path.read_bytes(), path.stat().st_mtime_ns)
+    return found
+
+
+def assert_refused(status: int, err: str, pattern: str) -> None:
+    """Exit status 2 and exactly one non-empty stderr line that matches `pattern`."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert status == 2, (status, err)
+    assert len(lines) == 1, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err, err
+    assert re.search(pattern, lines[0]), (pattern, lines[0])
+
+
+def refuse_in_process(argv, capsys, watched: Path, pattern: str) -> None:
+    """Runs td3_bc.main(argv) and checks the refusal and that nothing under `watched` changed."""
+    before = snapshot(watched)
+    capsys.readouterr()
+    status = td3_bc.main(argv)
+    out, err = capsys.readouterr()
+    assert_refused(status, err, pattern)
+    assert "results:" not in out, out
+    assert snapshot(watched) == before
+
+
+def refuse_in_subprocess(argv, watched: Path, pattern: str) -> None:
+    """Runs `python algorithms/td3_bc.py` (argv without its program name) and checks the same things."""
+    before = snapshot(watched)
+    env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "algorithms/td3_bc.py", *argv[1:]], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert_refused(done.returncode, done.stderr, pattern)
+    assert snapshot(watched) == before
+
+
+# ------------------------------------------------------------------------------------------------
+# Data
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hopper_raw() -> dict:
+    """300 rows of random Hopper-v4 play (several terminals)."""
+    return rollout_raw("Hopper-v4", 300, seed=3)
+
+
+@pytest.fixture
+def raw(hopper_raw) -> dict:
+    return {k: v.copy() for k, v in hopper_raw.items()}
+
+
+@pytest.fixture(scope="module")
+def good_file(hopper_raw, tmp_path_factory) -> Path:
+    return write_hdf5(tmp_path_factory.mktemp("good") / "hopper-tiny.hdf5", hopper_raw, {"env_id": "Hopper-v4"})
+
+
+def _keep_rows(raw, rows):
+    for key in list(raw):
+        raw[key] = raw[key][:rows]
+
+
+def _one_transition(raw):
+    _keep_rows(raw, 2)
+    raw["terminals"][:] = [False, True]
+    raw["timeouts"][:] = False
+
+
+def _no_episode_end(raw):
+    raw["terminals"][:] = False
+    raw["timeouts"][:] = False
+
+
+def _widen(key, extra):
+    def mutate(raw):
+        raw[key] = np.concatenate([raw[key], np.zeros((len(raw[key]), extra), raw[key].dtype)], axis=1)
+
+    return mutate
+
+
+# name -> (mutation of the raw arrays, pattern of the error line, extra config fields)
+BAD_DATA = {
+    "missing key": (lambda r: r.pop("terminals"), r"missing key 'terminals'", {}),
+    "length mismatch": (lambda r: r.update(rewards=r["rewards"][:-5]), r"length mismatch.*'rewards'", {}),
+    "nan in observations": (lambda r: r["observations"].__setitem__((17, 4), np.nan),
+                            r"non-finite value in 'observations' \(first at row 17\)", {}),
+    "nan in actions": (lambda r: r["actions"].__setitem__((40, 2), np.nan),
+                       r"non-finite value in 'actions' \(first at row 40\)", {}),
+    "nan in rewards": (lambda r: r["rewards"].__setitem__(99, np.nan),
+                       r"non-finite value in 'rewards' \(first at row 99\)", {}),
+    "inf in rewards": (lambda r: r["rewards"].__setitem__(5, np.inf), r"non-finite value in 'rewards'", {}),
+    "-inf in observations": (lambda r: r["observations"].__setitem__((250, 0), -np.inf),
+                             r"non-finite value in 'observations' \(first at row 250\)", {}),
+    "actions outside [-1, 1]": (lambda r: r["actions"].__setitem__((12, 1), -1.7),
+                                r"actions must lie in \[-1, 1\].*1\.7", {}),
+    "empty dataset": (lambda r: _keep_rows(r, 0), r"only 0 rows", {}),
+    "one-transition dataset": (_one_transition, r"1 transitions, fewer than one batch", {}),
+    "no episode end": (_no_episode_end, r"no episode end", {}),
+    "observation size differs from the env": (_widen("observations", 1), r"observation size 12 .*Hopper-v4.*\(11\)",
+                                              {"eval_episodes": "1"}),
+    "action size differs from the env": (_widen("actions", 1), r"action size 4 .*Hopper-v4.*\(3\)",
+                                         {"eval_episodes": "1"}),
+    "actions not 2-D": (lambda r: r.update(actions=r["actions"][:, 0]),
+                        r"must be 2-D, got \(300, 11\) and \(300,\)", {}),
+    "non-numeric observations": (lambda r: r.update(observations=np.full(r["observations"].shape, b"x")),
+                                 r"'observations'", {}),
+    "batch larger than the dataset": (lambda r: _keep_rows(r, 40), r"fewer than one batch \(batch_size=64\)",
+                                      {"batch_size": "64"}),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_DATA))
+def test_bad_dataset_contents(case, raw, tmp_path, capsys):
+    mutate, pattern, fields = BAD_DATA[case]
+    mutate(raw)
+    path = write_hdf5(tmp_path / "hopper-bad.hdf5", raw, {"env_id": "Hopper-v4"})
+    refuse_in_process(cli_args(path, tmp_path / "runs", **fields), capsys, tmp_path, pattern)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_truncated_hdf5_file(good_file, tmp_path, capsys):
+    cut = tmp_path / "hopper-cut.hdf5"
+    cut.write_bytes(good_file.read_bytes()[:2000])
+    refuse_in_process(cli_args(cut, tmp_path / "runs"), capsys, tmp_path, r"hopper-cut\.hdf5: not a readable hdf5 file")
+
+
+def test_text_file_named_hdf5(tmp_path, capsys):
+    fake = tmp_path / "hopper-notes.hdf5"
+    fake.write_text("observations,actions\n1,2\n")
+    refuse_in_process(cli_args(fake, tmp_path / "runs"), capsys, tmp_path, r"not a readable hdf5 file")
+
+
+def test_missing_dataset_file(tmp_path, capsys):
+    refuse_in_process(cli_args(tmp_path / "absent.hdf5", tmp_path / "runs"), capsys, tmp_path,
+                      r"dataset file not found: .*absent\.hdf5")
+
+
+def test_unknown_dataset_name(tmp_path, capsys):
+    refuse_in_process(cli_args("no-such-dataset", tmp_path / "runs"), capsys, tmp_path,
+                      r"unknown dataset 'no-such-dataset'")
+
+
+# ------------------------------------------------------------------------------------------------
+# Config
+# ------------------------------------------------------------------------------------------------
+
+
+BAD_CONFIG = {
+    "unknown config key": ({"no_such_field": "1"}, r"unknown config field.*no_such_field"),
+    "total_steps not an int (text)": ({"total_steps": "abc"}, r"total_steps"),
+    "total_steps not an int (float)": ({"total_steps": "2.5"}, r"total_steps"),
+    "total_steps negative": ({"total_steps": "-20"}, r"total_steps must be a positive integer, got -20"),
+    "total_steps zero": ({"total_steps": "0"}, r"total_steps must be a positive integer, got 0"),
+    "batch_size zero": ({"batch_size": "0"}, r"batch_size must be a positive integer, got 0"),
+    "batch_size negative": ({"batch_size": "-16"}, r"batch_size must be a positive integer, got -16"),
+    "total_steps not a multiple of eval_every": ({"total_steps": "25"},
+                                                 r"total_steps \(25\) must be a multiple of eval_every \(10\)"),
+    "zero hidden width": ({"hidden_dims": "(0,16)"}, r"hidden_dims"),
+    "unknown evaluation env": ({"env": "NoSuchEnv-v0", "eval_episodes": "1"},
+                               r"cannot make evaluation env 'NoSuchEnv-v0'"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CONFIG))
+def test_bad_config(case, good_file, tmp_path, capsys):
+    fields, pattern = BAD_CONFIG[case]
+    refuse_in_process(cli_args(good_file, tmp_path / "runs", **fields), capsys, tmp_path, pattern)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_unknown_config_file(good_file, tmp_path, capsys):
+    argv = cli_args(good_file, tmp_path / "runs")
+    argv[1] = f"--config={tmp_path / 'no_such_config.py'}"
+    refuse_in_process(argv, capsys, tmp_path, r"cannot load the config file.*no_such_config\.py")
+    assert not (tmp_path / "runs").exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# Run directories and checkpoints
+# ------------------------------------------------------------------------------------------------
+
+
+def test_log_dir_that_cannot_be_written(good_file, tmp_path, capsys):
+    """log_dir lies below a regular file, so no directory can be made there. (chmod 555 on a directory does
+    not stop root, who runs these tests in CI containers; a file in the path stops everyone.)"""
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("a regular file\n")
+    refuse_in_process(cli_args(good_file, blocker / "logs"), capsys, tmp_path,
+                      r"log directory .*not_a_dir/logs/bad is not writable")
+    assert blocker.read_text() == "a regular file\n"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(good_file, tmp_path_factory) -> Path:
+    """A real finished run: 20 steps, checkpoints at 10 and 20, one evaluation episode per interval."""
+    log_dir = tmp_path_factory.mktemp("tiny_run")
+    argv = cli_args(good_file, log_dir, run_name="tiny", eval_episodes="1", checkpoint_every="10")
+    assert td3_bc.main(argv) == 0
+    run = log_dir / "tiny"
+    assert (run / "checkpoints" / "LATEST").read_text().strip() == "step_20"
+    return run
+
+
+@pytest.fixture
+def run_copy(tiny_run, tmp_path) -> Path:
+    """A private copy of the tiny run at tmp_path/runs/tiny (the same run name, so resume finds it)."""
+    return Path(shutil.copytree(tiny_run, tmp_path / "runs" / "tiny"))
+
+
+def test_existing_run_dir_is_refused_and_untouched(good_file, run_copy, tmp_path, capsys):
+    assert {"config.json", "metrics.csv", "eval.csv", "summary.json", "curves.png"} <= {
+        p.name for p in run_copy.iterdir()}
+    refuse_in_process(cli_args(good_file, tmp_path / "runs", run_name="tiny"), capsys, tmp_path,
+                      r"run directory .*tiny already exists.*resume.*overwrite")
+
+
+def test_resume_without_a_run_dir(good_file, tmp_path, capsys):
+    refuse_in_process(cli_args(good_file, tmp_path / "runs", resume="True"), capsys, tmp_path,
+                      r"nothing to resume: .*runs/bad has no checkpoint")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_resume_of_a_run_dir_without_checkpoint(good_file, run_copy, tmp_path, capsys):
+    shutil.rmtree(run_copy / "checkpoints")
+    refuse_in_process(cli_args(good_file, tmp_path / "runs", run_name="tiny", resume="True"), capsys, tmp_path,
+                      r"nothing to resume: .*tiny has no checkpoint")
+
+
+def test_resume_from_another_algorithms_checkpoint(good_file, run_copy, tmp_path, capsys):
+    meta_path = run_copy / "checkpoints" / "step_20" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["algorithm"] == "td3_bc"
+    meta_path.write_text(json.dumps({**meta, "algorithm": "cql"}))
+    refuse_in_process(cli_args(good_file, tmp_path / "runs", run_name="tiny", resume="True",
+                               total_steps="40"), capsys, tmp_path,
+                      r"checkpoint .*step_20 was written with algorithm='cql', this run has algorithm='td3_bc'")
+
+
+def test_resume_with_other_network_shapes(good_file, run_copy, tmp_path, capsys):
+    refuse_in_process(cli_args(good_file, tmp_path / "runs", run_name="tiny", resume="True", total_steps="40",
+                               hidden_dims="(32,32)"), capsys, tmp_path,
+                      r"checkpoint .*step_20 does not match this run: state/\S+ has shape \(1, .*16.*\), "
+                      r"expected \(1, .*32.*\)")
+
+
+@pytest.mark.parametrize("damage", ["truncated state.msgpack", "meta.json not JSON"])
+def test_resume_from_a_damaged_checkpoint(damage, good_file, run_copy, tmp_path, capsys):
+    step = run_copy / "checkpoints" / "step_20"
+    if damage == "truncated state.msgpack":
+        (step / "state.msgpack").write_bytes((step / "state.msgpack").read_bytes()[:100])
+    else:
+        (step / "meta.json").write_text("{not json")
+    refuse_in_process(cli_args(good_file, tmp_path / "runs", run_name="tiny", resume="True", total_steps="40"),
+                      capsys, tmp_path, r"checkpoint .*step_20")
+
+
+def test_resume_with_another_dataset(raw, run_copy, tmp_path, capsys):
+    _keep_rows(raw, 200)
+    other = write_hdf5(tmp_path / "hopper-other.hdf5", raw, {"env_id": "Hopper-v4"})
+    refuse_in_process(cli_args(other, tmp_path / "runs", run_name="tiny", resume="True", total_steps="40"),
+                      capsys, tmp_path, r"checkpoint .*step_20 was written with dataset_stats=")
+
+
+# ------------------------------------------------------------------------------------------------
+# The real process: exit code and one stderr line without a traceback
+# ------------------------------------------------------------------------------------------------
+
+
+def test_process_refuses_nan_actions(raw, tmp_path):
+    raw["actions"][3, 0] = np.nan
+    path = write_hdf5(tmp_path / "hopper-nan.hdf5", raw, {"env_id": "Hopper-v4"})
+    refuse_in_subprocess(cli_args(path, tmp_path / "runs"), tmp_path, r"^error: .*non-finite value in 'actions'")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_process_refuses_an_unknown_config_key(good_file, tmp_path):
+    refuse_in_subprocess(cli_args(good_file, tmp_path / "runs", no_such_field="1"), tmp_path,
+                         r"^error: unknown config field.*no_such_field")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_process_refuses_a_mismatched_checkpoint(good_file, run_copy, tmp_path):
+    refuse_in_subprocess(cli_args(good_file, tmp_path / "runs", run_name="tiny", resume="True", total_steps="40",
+                                  hidden_dims="(32,32)"), tmp_path, r"^error: checkpoint .* does not match this run")
