@@ -1,10 +1,10 @@
-# make install | test | demo | bench | lint   (everything runs inside .venv, created on first use)
+# make install | test | demo | bench | results | datasets | lint   (everything runs inside .venv, created on first use)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo bench lint clean
+.PHONY: install test demo bench results datasets lint clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) scripts/bench.py
+
+results: $(STAMP)
+	$(PY) scripts/results.py --doc docs/RESULTS.md
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

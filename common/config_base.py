@@ -32,6 +32,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.progress = True  # tqdm progress bar
     c.tensorboard = False  # also write TensorBoard events (needs tensorboardX)
     c.wandb = False  # also log to Weights & Biases (needs wandb; offline unless configured)
+    # --- several processes / machines (jax.distributed) ---
+    c.distributed = False  # join a multi-process job; members are sharded over every process's devices
+    c.coordinator_address = ""  # host:port of process 0; "" = from the environment (e.g. SLURM)
+    c.num_processes = 0  # 0 = from the environment
+    c.process_id = -1  # -1 = from the environment
     return c
 
 

@@ -170,6 +170,24 @@ def pad_members(tree, padded: int):
     return jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], padded - x.shape[0], axis=0)]), tree)
 
 
+def put_global(tree, sharding):
+    """Host values -> arrays laid out with `sharding`; each process supplies only its own devices' parts."""
+    def put(x):
+        host = np.asarray(x)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    return jax.tree.map(put, tree)
+
+
+def to_host(tree):
+    """Device arrays -> numpy; with several processes every process gathers the whole (collective call)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        return multihost_utils.process_allgather(tree, tiled=True)
+    return jax.device_get(tree)
+
+
 def all_finite(tree) -> jax.Array:
     leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)]
     return jnp.all(jnp.stack(leaves))
@@ -227,21 +245,23 @@ def run(algorithm: str, make_agent, prepare_data, config, validate_config=None, 
 
     agent = make_agent(config, dataset)
     members, hparams = build_members(config, agent.hparams)
+    is_main = jax.process_index() == 0  # with several processes, process 0 evaluates and writes
     evaluator = None
-    if config.eval_episodes:
+    if config.eval_episodes and is_main:
         evaluator = Evaluator(env_id, agent.act, len(members), config.eval_episodes, stats["obs_dim"],
                               stats["act_dim"], config.seed)
 
     run_dir = Path(config.log_dir).expanduser() / run_name(algorithm, config)
-    prepare_run_dir(run_dir, config)  # nothing is written before every input check above has passed
+    if is_main:
+        prepare_run_dir(run_dir, config)  # nothing is written before every input check above has passed
 
     sharding, replicated, padded = member_sharding(len(members))
     data = prepare_data(dataset, config)
     keys = jnp.stack([jax.random.PRNGKey(m["seed"]) for m in members])
     keys, hparams = pad_members((keys, hparams), padded)
     if sharding is not None:
-        data = jax.device_put(data, replicated)
-        keys, hparams = jax.device_put((keys, hparams), sharding)
+        data = put_global(data, replicated)
+        keys, hparams = put_global((keys, hparams), sharding)
     state = jax.jit(jax.vmap(agent.init), out_shardings=sharding)(keys, hparams)
 
     meta_expected = {"algorithm": algorithm, "members": members, "dataset_stats": stats}
@@ -251,12 +271,13 @@ def run(algorithm: str, make_agent, prepare_data, config, validate_config=None, 
         if path is None:
             raise ConfigError(f"nothing to resume: {run_dir} has no checkpoint")
         host_state, meta = checkpoints.restore(path, state, meta_expected)
-        state = jax.device_put(host_state, sharding) if sharding is not None else jax.device_put(host_state)
+        state = put_global(host_state, sharding) if sharding is not None else jax.device_put(host_state)
         start_step, eval_history = int(meta["step"]), meta["eval_history"]
         if start_step >= config.total_steps:
             raise ConfigError(f"nothing to resume: the checkpoint is at step {start_step}, total_steps is "
                               f"{config.total_steps}")
-    write_json_atomic(run_dir / "config.json", config.to_dict())
+    if is_main:
+        write_json_atomic(run_dir / "config.json", config.to_dict())
 
     def interval(state, data, num_steps):
         state, metrics = jax.vmap(agent.update, in_axes=(0, None, None))(state, data, num_steps)
@@ -271,8 +292,8 @@ def run(algorithm: str, make_agent, prepare_data, config, validate_config=None, 
     metric_names = sorted(jax.eval_shape(lambda s: agent.update(s, data, config.eval_every)[1],
                                          jax.tree.map(lambda x: x[0], state)).keys())
     logger = RunLogger(run_dir, members, metric_names, start_step if config.resume else None,
-                       config.tensorboard, config.wandb, config.to_dict())
-    progress = _progress(config, start_step)
+                       config.tensorboard, config.wandb, config.to_dict()) if is_main else None
+    progress = _progress(config, start_step) if is_main else None
     eval_device = jax.devices()[0]
     policy_params = jax.jit(lambda s: jax.tree.map(lambda x: x[: len(members)], jax.vmap(agent.policy_params)(s)))
     train_seconds, last_checkpoint = 0.0, start_step
@@ -280,26 +301,32 @@ def run(algorithm: str, make_agent, prepare_data, config, validate_config=None, 
         for step in range(start_step + config.eval_every, config.total_steps + 1, config.eval_every):
             t0 = time.perf_counter()
             state, metrics, params_finite = update(state, data)
-            metrics, params_finite = jax.device_get((metrics, params_finite))
+            metrics, params_finite = to_host((metrics, params_finite))
             train_seconds += time.perf_counter() - t0
             check_finite(metrics, params_finite, members, step, config.eval_every, last_checkpoint)
-            logger.log_metrics(step, {k: v[: len(members)].mean(axis=1) for k, v in metrics.items()})
+            if logger is not None:
+                logger.log_metrics(step, {k: v[: len(members)].mean(axis=1) for k, v in metrics.items()})
+            if config.eval_episodes:
+                params = policy_params(state)
+                params = to_host(params) if jax.process_count() > 1 else jax.device_put(params, eval_device)
             if evaluator is not None:
-                params = jax.device_put(policy_params(state), eval_device)
                 returns = evaluator(params, step // config.eval_every)
                 scores = evaluator.normalized(returns)
                 logger.log_eval(step, returns, scores)
                 eval_history.append({"step": step, "score": scores.mean(axis=1).tolist(),
                                      "return": returns.mean(axis=1).tolist()})
             if (config.checkpoint_every and step % config.checkpoint_every == 0) or step == config.total_steps:
-                checkpoints.save(run_dir, step, state, {**meta_expected, "eval_history": eval_history})
+                host_state = to_host(state)
+                if is_main:
+                    checkpoints.save(run_dir, step, host_state, {**meta_expected, "eval_history": eval_history})
                 last_checkpoint = step
             if progress is not None:
                 progress.update(config.eval_every)
                 if eval_history:
                     progress.set_postfix(score=f"{np.nanmean(eval_history[-1]['score']):.1f}")
     finally:
-        logger.close()
+        if logger is not None:
+            logger.close()
         if progress is not None:
             progress.close()
         if evaluator is not None:
@@ -307,10 +334,12 @@ def run(algorithm: str, make_agent, prepare_data, config, validate_config=None, 
 
     summary = make_summary(algorithm, config, env_id, stats, members, eval_history,
                            (config.total_steps - start_step) / max(train_seconds, 1e-9), compile_seconds)
-    write_json_atomic(run_dir / "summary.json", summary)
+    summary["run_dir"] = str(run_dir)
+    if not is_main:
+        return summary
+    write_json_atomic(run_dir / "summary.json", {k: v for k, v in summary.items() if k != "run_dir"})
     if eval_history:
         plot_curves(run_dir, f"{algorithm} on {config.dataset}")
-    summary["run_dir"] = str(run_dir)
     return summary
 
 
@@ -351,12 +380,23 @@ def _progress(config, start_step):
 # ------------------------------------------------------------------------------------------------
 
 
+def initialize_distributed(config) -> None:
+    """Joins a multi-process JAX job; fields left empty are read from the environment (or SLURM) by JAX."""
+    jax.distributed.initialize(
+        coordinator_address=config.coordinator_address or None,
+        num_processes=config.num_processes or None,
+        process_id=config.process_id if config.process_id >= 0 else None,
+    )
+
+
 def main(algorithm, make_agent, prepare_data, argv=None, default_config="", validate_config=None) -> int:
     """CLI entry: parse, run, print the result; returns the exit status."""
     argv = sys.argv if argv is None else argv
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     try:
         config = parse_config(argv, default_config)
+        if config.distributed:
+            initialize_distributed(config)
         summary = run(algorithm, make_agent, prepare_data, config, validate_config)
     except (ConfigError, DatasetError, checkpoints.CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -364,6 +404,8 @@ def main(algorithm, make_agent, prepare_data, argv=None, default_config="", vali
     except Diverged as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_DIVERGED
+    if jax.process_index() != 0:
+        return 0
     final = summary["normalized_score_final_mean"]
     print(f"{algorithm} on {summary['dataset']}: final normalised score {final:.1f} "
           f"± {summary['normalized_score_final_std']:.1f} over {summary['num_seeds']} seed(s); "

@@ -1,0 +1,421 @@
+"""Train every algorithm on several datasets with vmapped seeds, then tabulate and plot (run by `make results`).
+
+    python scripts/results.py [--algos bc,td3_bc,cql,misa] [--datasets a,b,c] [--seeds 5] [--steps 100000]
+                              [--eval-every 10000] [--eval-episodes 10] [--out results] [--set field=value ...]
+                              [--doc docs/RESULTS.md] [--report-only]
+
+One training process (common.experiment.run, `--seeds` seeds vmapped) per (algorithm, dataset), each
+with its config file's settings for that dataset plus the stated budget. Resumable: a run whose
+summary.json exists is not trained again (delete its directory to redo it); a run that diverged is
+recorded in failed.json and skipped too unless --retry-failed. Writes into --out:
+  results.md    tables: final and best normalised scores (mean ± std over seeds) per dataset x algorithm,
+                and per algorithm the IQM and mean over all (dataset, seed) final scores with stratified
+                bootstrap 95% CIs (common/stats.py)
+  curves.png    one panel per dataset, one line per algorithm, band = ± one std over seeds
+  results.json  everything above plus per-run wall time, steps/s, compile time, budget and hardware
+  runs/<algorithm>__<dataset>/   the runs themselves (common/experiment.py's layout)
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from common import stats  # noqa: E402
+from common.checkpoints import CheckpointError  # noqa: E402
+from common.datasets import DatasetError, load_dataset, shipped_datasets  # noqa: E402
+from common.experiment import ConfigError  # noqa: E402
+from common.logger import read_eval, write_json_atomic  # noqa: E402
+from scripts.bench import device_info  # noqa: E402
+
+
+class Algorithm(NamedTuple):
+    label: str  # column name in the tables
+    module: str  # algorithm module: ALGORITHM, make_agent, prepare_data, validate_config
+    config_module: str  # config module: get_config(dataset)
+    overrides: dict  # fields set on top of the config file
+
+
+# Column order of the tables (the MISA paper's).
+ALGORITHMS = {
+    "bc": Algorithm("BC", "algorithms.td3_bc", "configs.td3_bc_mujoco", {"bc_only": True}),
+    "td3_bc": Algorithm("TD3+BC", "algorithms.td3_bc", "configs.td3_bc_mujoco", {}),
+    "cql": Algorithm("CQL", "algorithms.cql", "configs.cql_mujoco", {}),
+    "misa": Algorithm("MISA", "algorithms.misa", "configs.misa_mujoco", {}),
+}
+MARKER_BEGIN, MARKER_END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+class SweepError(ValueError):
+    """Bad command-line input (one line)."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Configs and runs
+# ------------------------------------------------------------------------------------------------
+
+
+def dataset_key(dataset: str) -> str:
+    """A dataset name as a directory name: paths become their file stem."""
+    name = Path(dataset).stem if dataset.endswith((".hdf5", ".h5", ".npz")) else dataset
+    return name.replace(":", "_").replace("/", "_")
+
+
+def run_name(algo: str, dataset: str) -> str:
+    return f"{algo}__{dataset_key(dataset)}"
+
+
+def parse_sets(items: list[str]) -> list[tuple[str | None, str, object]]:
+    """`field=value` or `algo.field=value` -> (algo or None, field, value); values are Python literals or strings."""
+    out = []
+    for item in items:
+        if "=" not in item:
+            raise SweepError(f"--set expects field=value, got '{item}'")
+        key, text = item.split("=", 1)
+        algo, field = key.split(".", 1) if "." in key else (None, key)
+        if algo is not None and algo not in ALGORITHMS:
+            raise SweepError(f"--set {item}: unknown algorithm '{algo}' (choose from {', '.join(ALGORITHMS)})")
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text
+        out.append((algo, field, value))
+    return out
+
+
+def build_config(algo: str, dataset: str, args, sets) -> object:
+    """The config file's settings for `dataset`, the algorithm's overrides, the budget, then --set values."""
+    spec = ALGORITHMS[algo]
+    module = importlib.import_module(spec.config_module)
+    try:
+        config = module.get_config(dataset)
+    except Exception:  # a config file may reject a variant it does not know (e.g. a path): use its defaults
+        config = module.get_config()
+    config.dataset = dataset
+    budget = {"num_seeds": args.seeds, "total_steps": args.steps, "eval_every": args.eval_every,
+              "eval_episodes": args.eval_episodes, "seed": args.seed}
+    for field, value in {**spec.overrides, **budget}.items():
+        config[field] = value
+    for target, field, value in sets:
+        if target in (None, algo) and field in config:
+            try:
+                config[field] = type(config[field])(value) if isinstance(config[field], float) else value
+            except (TypeError, ValueError) as e:
+                raise SweepError(f"--set {field}={value!r} does not fit {algo}'s config: {e}") from None
+    config.log_dir = str(Path(args.out) / "runs")
+    config.run_name = run_name(algo, dataset)
+    config.overwrite = True  # an unfinished run directory (no summary.json) is started again
+    config.resume = False
+    config.progress = sys.stderr.isatty()
+    return config
+
+
+def train_one(algo: str, dataset_name: str, dataset, args, sets) -> dict:
+    """Trains one (algorithm, dataset) run; returns its status dict (also written as sweep.json or failed.json)."""
+    from common import experiment
+
+    run_dir = Path(args.out) / "runs" / run_name(algo, dataset_name)
+    module = importlib.import_module(ALGORITHMS[algo].module)
+    config = build_config(algo, dataset_name, args, sets)
+    t0 = time.perf_counter()
+    try:
+        summary = experiment.run(module.ALGORITHM, module.make_agent, module.prepare_data, config,
+                                 getattr(module, "validate_config", None), dataset=dataset)
+    except experiment.Diverged as e:
+        status = {"status": "diverged", "error": str(e), "wall_seconds": time.perf_counter() - t0}
+        write_json_atomic(run_dir / "failed.json", status)
+        return status
+    status = {"status": "done", "wall_seconds": time.perf_counter() - t0, "run_dir": summary["run_dir"],
+              "command": " ".join(sys.argv)}
+    write_json_atomic(run_dir / "sweep.json", status)
+    return status
+
+
+def run_sweep(algos: list[str], datasets: list[str], args, sets) -> None:
+    """Trains every missing (algorithm, dataset) run, dataset by dataset (each dataset is loaded once).
+
+    Every dataset with a run to do is loaded once up front, so that a bad name fails before hours of training.
+    """
+    todo = {}
+    for dataset_name in datasets:
+        for algo in algos:
+            run_dir = Path(args.out) / "runs" / run_name(algo, dataset_name)
+            if (run_dir / "summary.json").exists():
+                print(f"skip {algo} on {dataset_name}: {run_dir / 'summary.json'} exists", flush=True)
+            elif (run_dir / "failed.json").exists() and not args.retry_failed:
+                print(f"skip {algo} on {dataset_name}: it diverged before (see {run_dir / 'failed.json'}; "
+                      "--retry-failed trains it again)", flush=True)
+            else:
+                todo.setdefault(dataset_name, []).append(algo)
+    for dataset_name in todo:
+        load_dataset(dataset_name)
+    for dataset_name, dataset_algos in todo.items():
+        dataset = load_dataset(dataset_name)
+        for algo in dataset_algos:
+            (Path(args.out) / "runs" / run_name(algo, dataset_name) / "failed.json").unlink(missing_ok=True)
+            print(f"train {algo} on {dataset_name}: {args.seeds} seeds x {args.steps} steps", flush=True)
+            status = train_one(algo, dataset_name, dataset, args, sets)
+            print(f"  {status['status']} in {status['wall_seconds']:.0f} s" +
+                  (f": {status['error']}" if status["status"] != "done" else ""), flush=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# Report
+# ------------------------------------------------------------------------------------------------
+
+
+def _read_json(path: Path):
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def collect(out: Path, algos: list[str], datasets: list[str]) -> dict:
+    """Everything the report needs from the run directories: {(algo, dataset): run record}."""
+    runs = {}
+    for algo in algos:
+        for dataset in datasets:
+            run_dir = out / "runs" / run_name(algo, dataset)
+            summary, sweep, failed = (_read_json(run_dir / n) for n in ("summary.json", "sweep.json", "failed.json"))
+            if summary is None:
+                if failed is not None:
+                    runs[(algo, dataset)] = {"status": failed.get("status", "failed"), "error": failed.get("error")}
+                continue
+            curve = read_eval(run_dir) if (run_dir / "eval.csv").exists() else None
+            runs[(algo, dataset)] = {
+                "status": "done",
+                "run_dir": str(run_dir),
+                "final": summary["normalized_score_final"],
+                "best": summary["normalized_score_best"],
+                "return_final": summary.get("return_final", []),
+                "steps_per_second": summary.get("steps_per_second"),
+                "compile_seconds": summary.get("compile_seconds"),
+                "total_steps": summary.get("total_steps"),
+                "num_seeds": summary.get("num_seeds"),
+                "env": summary.get("env"),
+                "device": summary.get("device"),
+                "dataset_stats": summary.get("dataset_stats"),
+                "wall_seconds": (sweep or {}).get("wall_seconds"),
+                "curve": curve,
+            }
+    return runs
+
+
+def learning_curves(runs: dict, algos: list[str], datasets: list[str]) -> tuple[dict, str]:
+    """{dataset: {label: {step, mean, std}}} over seeds, and the y label (raw returns when no score exists)."""
+    has_score = any(r.get("curve") is not None and np.isfinite(r["curve"]["score"]).any() for r in runs.values())
+    key, ylabel = ("score", "D4RL-normalised score") if has_score else ("return", "episode return")
+    curves = {}
+    for dataset in datasets:
+        for algo in algos:
+            curve = runs.get((algo, dataset), {}).get("curve")
+            if curve is None or not curve["step"].size:
+                continue
+            values = curve[key]
+            with np.errstate(all="ignore"):
+                mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
+            curves.setdefault(dataset_key(dataset), {})[ALGORITHMS[algo].label] = {
+                "step": curve["step"].tolist(), "mean": mean.tolist(), "std": std.tolist()}
+    return curves, ylabel
+
+
+def _jsonable(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return _jsonable(value.item())
+    return value
+
+
+def write_report(out: Path, algos: list[str], datasets: list[str], budget: dict, hardware: dict,
+                 n_resamples: int = stats.DEFAULT_RESAMPLES) -> dict:
+    """Writes results.md, curves.png and results.json from the run directories; returns the JSON payload."""
+    from common.plots import plot_learning_curves
+
+    out = Path(out)
+    runs = collect(out, algos, datasets)
+    labels = [ALGORITHMS[a].label for a in algos]
+    names = [dataset_key(d) for d in datasets]  # paths shown as their file stem
+    final = {(ALGORITHMS[a].label, dataset_key(d)): r["final"] for (a, d), r in runs.items() if r["status"] == "done"}
+    best = {(ALGORITHMS[a].label, dataset_key(d)): r["best"] for (a, d), r in runs.items() if r["status"] == "done"}
+    agg_final = stats.aggregate(final, labels, names, n_resamples=n_resamples)
+    agg_best = stats.aggregate(best, labels, names, n_resamples=n_resamples)
+    curves, ylabel = learning_curves(runs, algos, datasets)
+    if curves:
+        plot_learning_curves(curves, out / "curves.png", f"{budget['total_steps']} steps, "
+                             f"{budget['num_seeds']} seeds (mean ± std)", ylabel)
+
+    cost_rows = []
+    for a in algos:
+        done = [runs[(a, d)] for d in datasets if runs.get((a, d), {}).get("status") == "done"]
+        sps = [r["steps_per_second"] for r in done if r["steps_per_second"]]
+        walls = [r["wall_seconds"] for r in done if r["wall_seconds"] is not None]
+        steps = sorted({r["total_steps"] for r in done if r["total_steps"]})
+        cost_rows.append([ALGORITHMS[a].label, len(done), ", ".join(f"{s:,}" for s in steps) or "–",
+                          f"{np.mean(sps):.1f}" if sps else "–", f"{sum(walls) / 3600:.2f}" if walls else "–"])
+    problems = [f"- {ALGORITHMS[a].label} on {dataset_key(d)}: {r['status']} ({r.get('error')})"
+                for (a, d), r in runs.items() if r["status"] != "done"]
+    missing = [f"- {ALGORITHMS[a].label} on {dataset_key(d)}: not run yet"
+               for a in algos for d in datasets if (a, d) not in runs]
+    if len(datasets) < 3:
+        problems.append(f"- only {len(datasets)} dataset(s): the aggregate is meant for 3 or more")
+
+    lines = [
+        f"Budget: {budget['total_steps']:,} gradient steps, evaluation every {budget['eval_every']:,} steps with "
+        f"{budget['eval_episodes']} episodes, {budget['num_seeds']} seeds per (algorithm, dataset), vmapped in one "
+        f"process. Hardware: {hardware.get('name')} ({hardware.get('device_kind')}, {hardware.get('cpu_count')} "
+        f"CPUs)." + (f" Config overrides: {', '.join(budget['overrides'])}." if budget.get("overrides") else "")
+        + " Scores: D4RL-normalised (×100); final = last evaluation, best = best evaluation of each seed; "
+        "std over seeds with ddof 0.",
+        "",
+        "Final normalised score (mean ± std over seeds):",
+        "",
+        stats.score_table(final, labels, names),
+        "Best normalised score during training (mean ± std over seeds):",
+        "",
+        stats.score_table(best, labels, names),
+        "Aggregate of final scores over all (dataset, seed) pairs: interquartile mean and mean, 95% stratified "
+        f"bootstrap CIs ({n_resamples} resamples; seeds resampled within each dataset):",
+        "",
+        stats.aggregate_table(agg_final),
+        "Aggregate of best scores, same method:",
+        "",
+        stats.aggregate_table(agg_best),
+        "Cost: gradient steps per run, mean training steps/s (all seeds together, compile and evaluation "
+        "excluded) and total wall time of the runs (evaluation included):",
+        "",
+        stats.markdown_table(["algorithm", "runs", "steps per run", "steps/s", "wall hours"], cost_rows),
+    ]
+    if curves:
+        lines += ["![learning curves](curves.png)", ""]
+    if problems or missing:
+        lines += ["Notes:", "", *problems, *missing, ""]
+    markdown = "\n".join(lines)
+    (out / "results.md").write_text(markdown)
+
+    payload = {
+        "budget": budget,
+        "hardware": hardware,
+        "algorithms": {a: {"label": ALGORITHMS[a].label, "overrides": ALGORITHMS[a].overrides} for a in algos},
+        "datasets": datasets,
+        "runs": [{"algorithm": a, "dataset": d, **{k: v for k, v in r.items() if k != "curve"}}
+                 for (a, d), r in runs.items()],
+        "aggregate_final": {label: {k: (v._asdict() if isinstance(v, stats.Estimate) else v) for k, v in r.items()}
+                            for label, r in agg_final.items()},
+        "aggregate_best": {label: {k: (v._asdict() if isinstance(v, stats.Estimate) else v) for k, v in r.items()}
+                           for label, r in agg_best.items()},
+        "curves": curves,
+        "curve_quantity": ylabel,
+        "wall_seconds_total": sum(r.get("wall_seconds") or 0.0 for r in runs.values()),
+    }
+    write_json_atomic(out / "results.json", _jsonable(payload))
+    return payload
+
+
+def update_doc(doc: Path, out: Path) -> None:
+    """Replaces the text between the results markers of `doc` with results.md (image path made relative)."""
+    text = doc.read_text()
+    if MARKER_BEGIN not in text or MARKER_END not in text:
+        raise SweepError(f"{doc} has no '{MARKER_BEGIN}' ... '{MARKER_END}' block to fill")
+    body = (out / "results.md").read_text()
+    image = Path(out).resolve() / "curves.png"
+    try:
+        rel = image.relative_to(doc.resolve().parent)
+    except ValueError:
+        rel = Path("..") / image.relative_to(ROOT) if image.is_relative_to(ROOT) else image
+    body = body.replace("](curves.png)", f"]({rel.as_posix()})")
+    head, rest = text.split(MARKER_BEGIN, 1)
+    tail = rest.split(MARKER_END, 1)[1]
+    doc.write_text(f"{head}{MARKER_BEGIN}\n{body}\n{MARKER_END}{tail}")
+
+
+# ------------------------------------------------------------------------------------------------
+# main
+# ------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--algos", default=",".join(ALGORITHMS), help=f"comma list of {', '.join(ALGORITHMS)}")
+    parser.add_argument("--datasets", default="", help="comma list of dataset names or paths (default: shipped ones)")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds per (algorithm, dataset), vmapped in one process")
+    parser.add_argument("--seed", type=int, default=0, help="first seed")
+    parser.add_argument("--steps", type=int, default=100_000, help="gradient steps per run")
+    parser.add_argument("--eval-every", type=int, default=10_000, help="gradient steps between evaluations")
+    parser.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation and seed")
+    parser.add_argument("--out", default="results", help="output directory")
+    parser.add_argument("--set", action="append", default=[], metavar="[ALGO.]FIELD=VALUE",
+                        help="config override for every algorithm that has FIELD (or only ALGO); repeatable")
+    parser.add_argument("--retry-failed", action="store_true", help="train runs that diverged before again")
+    parser.add_argument("--report-only", action="store_true", help="only rebuild the tables and plots")
+    parser.add_argument("--doc", default="", help="also fill the results block of this Markdown file")
+    parser.add_argument("--resamples", type=int, default=stats.DEFAULT_RESAMPLES, help="bootstrap resamples")
+    parser.add_argument("--device-name", default=None, help="label of this machine in the report")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        algos = [a.strip() for a in args.algos.split(",") if a.strip()]
+        unknown = [a for a in algos if a not in ALGORITHMS]
+        if unknown or not algos:
+            raise SweepError(f"unknown algorithm(s) {', '.join(unknown) or '(none)'}; "
+                             f"choose from {', '.join(ALGORITHMS)}")
+        datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] or shipped_datasets()
+        if not datasets:
+            raise SweepError("no dataset given and none shipped under data/: pass --datasets a,b,c")
+        for name, value in (("--seeds", args.seeds), ("--steps", args.steps), ("--eval-every", args.eval_every)):
+            if value < 1:
+                raise SweepError(f"{name} must be a positive integer, got {value}")
+        if args.steps % args.eval_every:
+            raise SweepError(f"--steps ({args.steps}) must be a multiple of --eval-every ({args.eval_every})")
+        if args.eval_episodes < 0:
+            raise SweepError(f"--eval-episodes must be >= 0, got {args.eval_episodes}")
+        sets = parse_sets(args.set)
+        for target, field, _ in sets:
+            configs = [importlib.import_module(ALGORITHMS[a].config_module).get_config() for a in algos
+                       if target in (None, a)]
+            if not any(field in c for c in configs):
+                raise SweepError(f"--set {field}: no selected algorithm's config has this field")
+        if args.doc and not Path(args.doc).is_file():
+            raise SweepError(f"--doc {args.doc}: no such file")
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        if not args.report_only:
+            run_sweep(algos, datasets, args, sets)
+    except (SweepError, DatasetError, ConfigError, CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    budget = {"num_seeds": args.seeds, "total_steps": args.steps, "eval_every": args.eval_every,
+              "eval_episodes": args.eval_episodes, "first_seed": args.seed,
+              "overrides": [f"{a + '.' if a else ''}{f}={v!r}" for a, f, v in sets]}
+    payload = write_report(out, algos, datasets, budget, device_info(args.device_name), args.resamples)
+    if args.doc:
+        update_doc(Path(args.doc), out)
+    print((out / "results.md").read_text())
+    print(f"written: {out / 'results.md'}, {out / 'results.json'}" + (", " + str(out / "curves.png")
+          if payload["curves"] else "") + f" ({time.perf_counter() - started:.0f} s this call)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""The results pipeline: FLOP counting across loops, bench.py --quick, the report writers, results.py end to end."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from common.logger import RunLogger, write_json_atomic
+from scripts import bench, results
+
+# ------------------------------------------------------------------------------------------------
+# bench.py
+# ------------------------------------------------------------------------------------------------
+
+
+def test_flop_count_multiplies_nested_scan_bodies_by_their_trip_counts():
+    x, w = jnp.ones((64, 64)), jnp.ones((64, 64))
+
+    def f(x, w):
+        def outer(c, _):
+            return jax.lax.scan(lambda c, _: (jnp.tanh(c @ w), None), c, None, length=3)[0], None
+
+        return jax.lax.scan(outer, x, None, length=4)[0]
+
+    one_matmul = 2.0 * 64**3
+    closed = jax.make_jaxpr(f)(x, w)
+    xla = bench.xla_flops(closed)
+    # The evidence: XLA's CPU cost analysis counts each loop body once (plus a few loop-counter adds).
+    assert xla == pytest.approx(one_matmul, rel=1e-4)
+    info = {}
+    assert xla + bench.loop_corrections(closed.jaxpr, info) == pytest.approx(12 * one_matmul, rel=1e-4)
+    assert [s["length"] for s in info["scans"]] == [4, 3] and info["while_loops_counted_once"] == 0
+    assert bench.matmul_flops(closed.jaxpr) == 12 * one_matmul
+
+
+def test_bench_skips_an_algorithm_that_does_not_import(monkeypatch):
+    ghost = bench.Bench("Ghost", "algorithms.no_such_algorithm", "configs.td3_bc_mujoco", {}, 2)
+    monkeypatch.setitem(bench.BENCHMARKS, "ghost", ghost)
+    out = bench.bench_algorithm("ghost", [1], bench.QUICK, None, quick=True)
+    assert out["status"] == "skipped" and "import failed" in out["reason"]
+
+
+def test_bench_quick_reports_every_key(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert bench.main(["--quick", "--algos", "td3_bc", "--seeds", "1", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert {"device", "settings", "matmul", "matmul_large_gflops", "algorithms", "reference"} <= set(report)
+    assert report["device"]["device_kind"] and report["device"]["cpu_count"] >= 1
+    assert all(r["gflops"] > 0 for r in report["matmul"])
+    td3 = report["algorithms"]["td3_bc"]
+    assert td3["status"] == "ok", td3.get("reason")
+    # XLA counts every op, the jaxpr walk only the matmuls: the first is the larger.
+    assert td3["flops"]["flops_per_step"] >= td3["flops"]["matmul_flops_per_step"] > 0
+    run = td3["seeds"]["1"]
+    for key in ("compile_seconds", "steps_per_second", "ms_per_step", "gflops_achieved", "fraction_of_large_matmul"):
+        assert run[key] > 0, key
+    assert run["metrics_finite"]
+    printed = capsys.readouterr().out
+    assert "device:" in printed and "TD3+BC" in printed
+
+
+def test_bench_rejects_bad_arguments(capsys):
+    with pytest.raises(SystemExit) as e:
+        bench.main(["--algos", "nope"])
+    assert e.value.code == 2 and "unknown algorithm" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------
+# results.py: report from fake runs
+# ------------------------------------------------------------------------------------------------
+
+
+def fake_run(out, algo, dataset, finals, steps=(10, 20)):
+    """A run directory as common/experiment.py leaves it: eval.csv (via RunLogger) and summary.json."""
+    run_dir = out / "runs" / results.run_name(algo, dataset)
+    run_dir.mkdir(parents=True)
+    members = [{"seed": i} for i in range(len(finals))]
+    logger = RunLogger(run_dir, members, ["loss"])
+    for t, step in enumerate(steps):
+        scores = np.asarray(finals, float)[:, None] * (t + 1) / len(steps) * np.ones((1, 2))
+        logger.log_eval(step, scores * 10, scores)
+    logger.close()
+    write_json_atomic(run_dir / "summary.json", {
+        "algorithm": algo, "dataset": dataset, "num_seeds": len(finals), "total_steps": steps[-1],
+        "normalized_score_final": list(finals), "normalized_score_best": list(finals),
+        "steps_per_second": 100.0, "compile_seconds": 1.0, "env": "Hopper-v4"})
+    write_json_atomic(run_dir / "sweep.json", {"status": "done", "wall_seconds": 36.0})
+
+
+BUDGET = {"num_seeds": 3, "total_steps": 20, "eval_every": 10, "eval_episodes": 2}
+
+
+def test_report_tables_plot_and_json_from_run_directories(tmp_path):
+    datasets = ["ds-a", "ds-b", "ds-c"]
+    for i, d in enumerate(datasets):
+        fake_run(tmp_path, "td3_bc", d, [10.0 + i, 20.0 + i, 30.0 + i])
+        if d != "ds-c":  # MISA on ds-c is missing
+            fake_run(tmp_path, "misa", d, [50.0, 50.0, 80.0])
+    payload = results.write_report(tmp_path, ["td3_bc", "misa"], datasets, BUDGET, {"name": "test"}, n_resamples=200)
+
+    md = (tmp_path / "results.md").read_text()
+    assert "| dataset | TD3+BC | MISA |" in md
+    assert "| ds-a | 20.0 ± 8.2 | 60.0 ± 14.1 |" in md
+    assert "| ds-c | 22.0 ± 8.2 | – |" in md
+    assert "- MISA on ds-c: not run yet" in md
+    assert (tmp_path / "curves.png").stat().st_size > 0
+
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["budget"] == BUDGET and len(saved["runs"]) == 5
+    # IQM over the 9 TD3+BC finals (10..32): drop 2 at each end.
+    finals = np.sort([10.0 + i + 10 * s for i in range(3) for s in range(3)])
+    assert saved["aggregate_final"]["TD3+BC"]["iqm"]["value"] == pytest.approx(finals[2:-2].mean())
+    assert saved["aggregate_final"]["MISA"]["runs"] == 6
+    curve = payload["curves"]["ds-a"]["MISA"]
+    assert curve["step"] == [10, 20] and curve["mean"] == pytest.approx([30.0, 60.0])
+    assert curve["std"] == pytest.approx([np.std([25, 25, 40]), np.std([50, 50, 80])])
+
+
+def test_update_doc_fills_the_marked_block(tmp_path):
+    fake_run(tmp_path / "out", "td3_bc", "ds-a", [1.0, 2.0])
+    results.write_report(tmp_path / "out", ["td3_bc"], ["ds-a"], BUDGET, {"name": "test"}, n_resamples=100)
+    doc = tmp_path / "RESULTS.md"
+    doc.write_text(f"# Results\nbefore\n{results.MARKER_BEGIN}\nold table\n{results.MARKER_END}\nafter\n")
+    results.update_doc(doc, tmp_path / "out")
+    text = doc.read_text()
+    assert "old table" not in text and "| ds-a | 1.5 ± 0.5 |" in text
+    assert text.startswith("# Results\nbefore\n") and text.endswith(f"{results.MARKER_END}\nafter\n")
+    assert "](out/curves.png)" in text
+
+
+# ------------------------------------------------------------------------------------------------
+# results.py end to end
+# ------------------------------------------------------------------------------------------------
+
+
+def test_results_trains_then_resumes_without_retraining(tmp_path, hopper_random_file, capsys):
+    argv = ["--algos", "bc", "--datasets", str(hopper_random_file), "--seeds", "2", "--steps", "20",
+            "--eval-every", "10", "--eval-episodes", "1", "--out", str(tmp_path), "--resamples", "100",
+            "--set", "hidden_dims=(32, 32)", "--set", "batch_size=32"]
+    assert results.main(argv) == 0
+    run_dir = tmp_path / "runs" / "bc__hopper-random-tiny"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["num_seeds"] == 2 and summary["total_steps"] == 20
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["bc_only"] is True and config["hidden_dims"] == [32, 32] and config["batch_size"] == 32
+    assert "| hopper-random-tiny | " in (tmp_path / "results.md").read_text()
+    stamp = (run_dir / "summary.json").stat().st_mtime_ns
+    capsys.readouterr()
+
+    assert results.main(argv) == 0
+    assert "skip bc on" in capsys.readouterr().out
+    assert (run_dir / "summary.json").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--algos", "sac"], "unknown algorithm"),
+    (["--datasets", "x", "--steps", "15", "--eval-every", "10"], "multiple of --eval-every"),
+    (["--datasets", "x", "--set", "no_such_field=1"], "no selected algorithm's config has this field"),
+    (["--datasets", "no-such-dataset-v0"], "unknown dataset"),
+])
+def test_results_rejects_bad_input_in_one_line(tmp_path, capsys, argv, message):
+    assert results.main(argv + ["--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
