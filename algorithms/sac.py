@@ -1,0 +1,519 @@
+"""Soft Actor-Critic (Haarnoja et al., 2018), online, used to make the behaviour policies of the datasets.
+
+    critic loss  = sum_i mean (Q_i(s, a) - y)^2,  y = r + gamma (1 - d) (min_i Q'_i(s', a') - alpha log pi(a'|s'))
+    actor loss   = mean (alpha log pi(a|s) - min_i Q_i(s, a)),  a ~ pi(.|s) reparameterised
+    entropy loss = -mean log_alpha (log pi(a|s) + H_target),  H_target = -|A|
+
+The loop is fused: `chunk_steps` environment steps are collected on the host (one jitted policy call per
+step), pushed into a device-resident replay buffer, and then the same number of gradient updates runs in
+one `lax.scan` with batches sampled inside. Evaluation rolls out the stochastic policy (as D4RL's
+behaviour data did) in a few environments stepped side by side with one batched policy call per step.
+
+Run:  python algorithms/sac.py --env hopper --total-steps 300000 --out runs/sac_hopper
+Environments are gymnasium MuJoCo v4 by default (D4RL's reference scores apply to v4); `--env-version v5`
+is offered but its returns are NOT comparable to D4RL's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import flax.serialization
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax.training.train_state import TrainState
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from common.networks import CriticEnsemble, TanhGaussianPolicy, tanh_gaussian_sample  # noqa: E402
+
+GYM_NAMES = {"hopper": "Hopper", "halfcheetah": "HalfCheetah", "walker2d": "Walker2d", "ant": "Ant"}
+
+
+# ------------------------------------------------------------------------------------------------
+# Config
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class SACConfig:
+    env: str = "hopper"
+    """Task family (hopper, halfcheetah, walker2d, ant) or a full gymnasium id such as 'Hopper-v4'."""
+    env_version: str = "v4"
+    """MuJoCo env version; v4 matches D4RL. v5 returns are NOT comparable to D4RL's reference scores."""
+    seed: int = 0
+    """Seeds the networks, the replay sampling, the policy noise and the environments."""
+    total_steps: int = 1_000_000
+    """Environment steps (and, after `learning_starts`, as many gradient updates)."""
+    learning_starts: int = 5_000
+    """Uniformly random actions for this many first steps; updates start afterwards."""
+    chunk_steps: int = 1_000
+    """Environment steps collected between two fused update scans (and updates per scan)."""
+    buffer_size: int = 1_000_000
+    """Replay capacity in transitions (oldest overwritten when full)."""
+    batch_size: int = 256
+    """Transitions per gradient step."""
+    hidden_dims: tuple = (256, 256)
+    """Hidden layer widths of the policy and of each critic (ReLU)."""
+    actor_lr: float = 3e-4
+    """Adam learning rate of the policy."""
+    critic_lr: float = 3e-4
+    """Adam learning rate of the twin critics."""
+    alpha_lr: float = 3e-4
+    """Adam learning rate of log(alpha)."""
+    discount: float = 0.99
+    """Discount factor gamma."""
+    tau: float = 5e-3
+    """Soft target update rate."""
+    init_alpha: float = 1.0
+    """Initial entropy temperature."""
+    eval_every: int = 5_000
+    """Environment steps between evaluations (a multiple of `chunk_steps`)."""
+    eval_episodes: int = 5
+    """Evaluation episodes (stochastic policy) per evaluation."""
+    stop_return: float | None = None
+    """Stop as soon as an evaluation's mean return reaches this value (None: run all steps)."""
+
+    @property
+    def env_id(self) -> str:
+        return env_id_of(self.env, self.env_version)
+
+
+def env_id_of(env: str, version: str = "v4") -> str:
+    """'hopper' -> 'Hopper-v4'; a full gymnasium id is returned unchanged."""
+    if "-v" in env:
+        return env
+    if env not in GYM_NAMES:
+        raise ValueError(f"unknown env '{env}': use one of {', '.join(GYM_NAMES)} or a gymnasium id")
+    if version not in ("v4", "v5"):
+        raise ValueError(f"unknown env version '{version}': use v4 (D4RL-comparable) or v5")
+    return f"{GYM_NAMES[env]}-{version}"
+
+
+# ------------------------------------------------------------------------------------------------
+# State
+# ------------------------------------------------------------------------------------------------
+
+
+class SACState(NamedTuple):
+    actor: TrainState
+    critic: TrainState
+    critic_target: dict
+    log_alpha: TrainState
+    rng: jax.Array
+    step: jax.Array
+
+
+class ReplayBuffer(NamedTuple):
+    """Device-resident ring buffer; `size` counts the filled rows, `ptr` is where the next row goes."""
+
+    observations: jax.Array
+    actions: jax.Array
+    rewards: jax.Array
+    next_observations: jax.Array
+    dones: jax.Array
+    size: jax.Array
+    ptr: jax.Array
+
+
+def empty_buffer(capacity: int, obs_dim: int, act_dim: int) -> ReplayBuffer:
+    z = lambda *shape: jnp.zeros(shape, jnp.float32)  # noqa: E731
+    return ReplayBuffer(z(capacity, obs_dim), z(capacity, act_dim), z(capacity), z(capacity, obs_dim), z(capacity),
+                        jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+
+
+def buffer_add(buf: ReplayBuffer, obs, actions, rewards, next_obs, dones) -> ReplayBuffer:
+    """Writes a chunk of rows at `ptr` (wrapping around)."""
+    capacity = buf.rewards.shape[0]
+    idx = (buf.ptr + jnp.arange(rewards.shape[0])) % capacity
+    return ReplayBuffer(
+        buf.observations.at[idx].set(obs), buf.actions.at[idx].set(actions), buf.rewards.at[idx].set(rewards),
+        buf.next_observations.at[idx].set(next_obs), buf.dones.at[idx].set(dones),
+        jnp.minimum(buf.size + rewards.shape[0], capacity), (buf.ptr + rewards.shape[0]) % capacity,
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Losses
+# ------------------------------------------------------------------------------------------------
+
+
+def soft_td_target(rewards, dones, next_q, next_log_prob, alpha, discount):
+    """y = r + gamma (1 - d) (min_i Q'_i(s', a') - alpha log pi(a'|s'))  (next_q: (num_critics, B))."""
+    return rewards + discount * (1.0 - dones) * (jnp.min(next_q, axis=0) - alpha * next_log_prob)
+
+
+def critic_loss(q_values, target):
+    """L_Q = sum_i mean_B (Q_i(s, a) - y)^2."""
+    return jnp.sum(jnp.mean((q_values - jax.lax.stop_gradient(target)) ** 2, axis=-1))
+
+
+def actor_loss(q_values, log_prob, alpha):
+    """L_pi = mean_B (alpha log pi(a|s) - min_i Q_i(s, a))."""
+    return jnp.mean(alpha * log_prob - jnp.min(q_values, axis=0))
+
+
+def entropy_temperature_loss(params, log_prob, target_entropy):
+    """L_alpha = -mean_B log_alpha (log pi(a|s) + H_target)."""
+    return -jnp.mean(params["log_alpha"] * jax.lax.stop_gradient(log_prob + target_entropy))
+
+
+# ------------------------------------------------------------------------------------------------
+# Agent: init, fused update, policy
+# ------------------------------------------------------------------------------------------------
+
+
+class SACFunctions(NamedTuple):
+    init: Callable  # (rng) -> SACState
+    update: Callable  # (state, buffer) -> (state, metrics): chunk_steps updates in one scan
+    add: Callable  # (buffer, obs, actions, rewards, next_obs, dones) -> buffer (jitted)
+    sample_actions: Callable  # (actor_params, obs (n, obs_dim), rng) -> actions (n, act_dim) in (-1, 1)
+    mean_actions: Callable  # (actor_params, obs) -> tanh(mean) (deterministic)
+    actor_net: TanhGaussianPolicy
+
+
+def make_sac(config: SACConfig, obs_dim: int, act_dim: int) -> SACFunctions:
+    actor_net = TanhGaussianPolicy(act_dim, tuple(config.hidden_dims))
+    critic_net = CriticEnsemble(2, tuple(config.hidden_dims))
+    target_entropy = -float(act_dim)
+
+    def init(rng):
+        rng, actor_key, critic_key = jax.random.split(rng, 3)
+        dummy_obs, dummy_act = jnp.zeros((1, obs_dim)), jnp.zeros((1, act_dim))
+        actor_params = actor_net.init(actor_key, dummy_obs)
+        critic_params = critic_net.init(critic_key, dummy_obs, dummy_act)
+        actor = TrainState.create(apply_fn=actor_net.apply, params=actor_params, tx=optax.adam(config.actor_lr))
+        critic = TrainState.create(apply_fn=critic_net.apply, params=critic_params, tx=optax.adam(config.critic_lr))
+        log_alpha0 = {"log_alpha": jnp.log(jnp.asarray(config.init_alpha, jnp.float32))}
+        log_alpha = TrainState.create(apply_fn=None, params=log_alpha0, tx=optax.adam(config.alpha_lr))
+        return SACState(actor, critic, critic_params, log_alpha, rng, jnp.zeros((), jnp.int32))
+
+    def update_step(state: SACState, buf: ReplayBuffer):
+        rng, batch_key, next_key, pi_key = jax.random.split(state.rng, 4)
+        idx = jax.random.randint(batch_key, (config.batch_size,), 0, buf.size)
+        obs, actions, rewards = buf.observations[idx], buf.actions[idx], buf.rewards[idx]
+        next_obs, dones = buf.next_observations[idx], buf.dones[idx]
+        alpha = jnp.exp(state.log_alpha.params["log_alpha"])
+
+        next_actions, next_log_prob = tanh_gaussian_sample(*actor_net.apply(state.actor.params, next_obs), next_key)
+        next_q = critic_net.apply(state.critic_target, next_obs, next_actions)
+        target = soft_td_target(rewards, dones, next_q, next_log_prob, alpha, config.discount)
+
+        def critic_loss_fn(params):
+            q = critic_net.apply(params, obs, actions)
+            return critic_loss(q, target), q
+
+        (q_loss, q), grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(state.critic.params)
+        critic = state.critic.apply_gradients(grads=grads)
+
+        def actor_loss_fn(params):
+            new_actions, log_prob = tanh_gaussian_sample(*actor_net.apply(params, obs), pi_key)
+            return actor_loss(critic_net.apply(critic.params, obs, new_actions), log_prob, alpha), log_prob
+
+        (pi_loss, log_prob), grads = jax.value_and_grad(actor_loss_fn, has_aux=True)(state.actor.params)
+        actor = state.actor.apply_gradients(grads=grads)
+
+        a_loss, grads = jax.value_and_grad(entropy_temperature_loss)(state.log_alpha.params, log_prob, target_entropy)
+        log_alpha = state.log_alpha.apply_gradients(grads=grads)
+
+        state = SACState(actor, critic, optax.incremental_update(critic.params, state.critic_target, config.tau),
+                         log_alpha, rng, state.step + 1)
+        metrics = {"critic_loss": q_loss, "actor_loss": pi_loss, "alpha_loss": a_loss, "alpha": alpha,
+                   "q_mean": jnp.mean(q), "entropy": -jnp.mean(log_prob)}
+        return state, metrics
+
+    @jax.jit
+    def update(state: SACState, buf: ReplayBuffer):
+        state, metrics = jax.lax.scan(lambda s, _: update_step(s, buf), state, None, length=config.chunk_steps)
+        return state, jax.tree.map(jnp.mean, metrics)
+
+    @jax.jit
+    def sample_actions(actor_params, obs, rng):
+        actions, _ = tanh_gaussian_sample(*actor_net.apply(actor_params, obs), rng)
+        return actions
+
+    @jax.jit
+    def mean_actions(actor_params, obs):
+        return jnp.tanh(actor_net.apply(actor_params, obs)[0])
+
+    return SACFunctions(init, update, jax.jit(buffer_add, donate_argnums=0), sample_actions, mean_actions, actor_net)
+
+
+# ------------------------------------------------------------------------------------------------
+# Environments and rollouts
+# ------------------------------------------------------------------------------------------------
+
+
+def make_env(env_id: str):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return gym.make(env_id)
+
+
+def to_env_action(env, action: np.ndarray) -> np.ndarray:
+    """Maps a policy action in [-1, 1] to the env's action box."""
+    low, high = env.action_space.low, env.action_space.high
+    return (low + (np.asarray(action, np.float64) + 1.0) * 0.5 * (high - low)).astype(np.float32)
+
+
+EPISODE_KEYS = ("observations", "actions", "rewards", "terminals", "timeouts", "next_observations")
+
+
+def rollout_episodes(env_id: str, act: Callable, seed: int, num_envs: int = 10, num_episodes: int | None = None,
+                     min_transitions: int | None = None) -> list[dict]:
+    """Complete episodes of `act(obs_batch, rng) -> actions in [-1, 1]` in `num_envs` envs stepped together.
+
+    Stops once `num_episodes` episodes, or episodes totalling at least `min_transitions` rows, are complete.
+    Episodes are returned in order of completion (ties by env index); env i's k-th episode is reset with
+    seed `seed + i + k * num_envs`, so the result is a pure function of the arguments.
+    """
+    if (num_episodes is None) == (min_transitions is None):
+        raise ValueError("give exactly one of num_episodes and min_transitions")
+    envs = [make_env(env_id) for _ in range(num_envs)]
+    counts = [0] * num_envs
+    obs = [env.reset(seed=seed + i)[0] for i, env in enumerate(envs)]
+    current = [{k: [] for k in EPISODE_KEYS} for _ in range(num_envs)]
+    done_episodes: list[dict] = []
+    rng = jax.random.PRNGKey(seed)
+    collected = 0
+
+    def finished() -> bool:
+        return (len(done_episodes) >= num_episodes) if num_episodes is not None else collected >= min_transitions
+
+    while not finished():
+        rng, key = jax.random.split(rng)
+        actions = np.asarray(act(np.stack(obs).astype(np.float32), key))
+        for i, env in enumerate(envs):
+            next_obs, reward, terminated, truncated, _ = env.step(to_env_action(env, actions[i]))
+            ep = current[i]
+            ep["observations"].append(obs[i])
+            ep["actions"].append(actions[i])
+            ep["rewards"].append(reward)
+            ep["terminals"].append(terminated)
+            ep["timeouts"].append(truncated and not terminated)
+            ep["next_observations"].append(next_obs)
+            obs[i] = next_obs
+            if terminated or truncated:
+                episode = {k: np.asarray(v) for k, v in ep.items()}
+                done_episodes.append(episode)
+                collected += len(episode["rewards"])
+                counts[i] += 1
+                obs[i] = env.reset(seed=seed + i + counts[i] * num_envs)[0]
+                current[i] = {k: [] for k in EPISODE_KEYS}
+                if finished():
+                    break
+    for env in envs:
+        env.close()
+    return done_episodes if num_episodes is None else done_episodes[:num_episodes]
+
+
+def concat_episodes(episodes: list[dict]) -> dict:
+    """Episodes -> D4RL-layout rows (float32 arrays, bool terminals/timeouts)."""
+    out = {}
+    for key in EPISODE_KEYS:
+        values = np.concatenate([ep[key] for ep in episodes])
+        out[key] = values.astype(bool) if key in ("terminals", "timeouts") else values.astype(np.float32)
+    return out
+
+
+def evaluate(env_id: str, fns: SACFunctions, actor_params, episodes: int, seed: int, stochastic: bool = True):
+    """Returns of `episodes` complete episodes of the policy (stochastic by default)."""
+    if stochastic:
+        act = lambda obs, key: fns.sample_actions(actor_params, obs, key)  # noqa: E731
+    else:
+        act = lambda obs, key: fns.mean_actions(actor_params, obs)  # noqa: E731
+    eps = rollout_episodes(env_id, act, seed, num_envs=min(episodes, 10), num_episodes=episodes)
+    return np.array([ep["rewards"].sum() for ep in eps])
+
+
+# ------------------------------------------------------------------------------------------------
+# The training loop (host collects, device updates)
+# ------------------------------------------------------------------------------------------------
+
+
+class _StopRequest:
+    """SIGINT/SIGTERM during training end it after the current chunk (outputs are still written)."""
+
+    def __init__(self):
+        import signal
+        import threading
+
+        self.requested = False
+        self._previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._request)
+
+    def _request(self, signum, frame):
+        self.requested = True
+
+    def restore(self):
+        import signal
+
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class SACResult(NamedTuple):
+    state: SACState
+    fns: SACFunctions
+    evaluations: list  # [{"step", "return_mean", "return_std", "wall_s"}]
+    replay: dict  # every env step in order: D4RL-layout rows with next_observations
+    steps: int  # environment steps taken
+    stopped_early: bool  # stop_return was reached
+
+
+def train(config: SACConfig, snapshot_dir: str | Path | None = None, log: Callable[[str], None] = print) -> SACResult:
+    """Runs SAC; evaluates every `eval_every` steps; optionally saves a policy snapshot per evaluation."""
+    if config.eval_every % config.chunk_steps or config.learning_starts % config.chunk_steps:
+        raise ValueError("eval_every and learning_starts must be multiples of chunk_steps")
+    env_id = config.env_id
+    env = make_env(env_id)
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    fns = make_sac(config, obs_dim, act_dim)
+    rng = jax.random.PRNGKey(config.seed)
+    rng, init_key, act_key = jax.random.split(rng, 3)
+    state = fns.init(init_key)
+    buf = empty_buffer(min(config.buffer_size, config.total_steps), obs_dim, act_dim)
+    explore = np.random.default_rng(config.seed)
+    if snapshot_dir is not None:
+        snapshot_dir = Path(snapshot_dir)
+        snapshot_dir.mkdir(parents=True, exist_ok=True)
+
+    rows = {k: [] for k in EPISODE_KEYS}
+    evaluations = []
+    interrupted = _StopRequest()
+    obs, _ = env.reset(seed=config.seed)
+    episodes_started = 1
+    start = time.time()
+    step, stopped = 0, False
+    try:
+        while step < config.total_steps and not stopped and not interrupted.requested:
+            chunk = {k: [] for k in EPISODE_KEYS}
+            for _ in range(config.chunk_steps):
+                if step < config.learning_starts:
+                    action = explore.uniform(-1.0, 1.0, act_dim).astype(np.float32)
+                else:
+                    act_key, key = jax.random.split(act_key)
+                    action = np.asarray(fns.sample_actions(state.actor.params, obs[None].astype(np.float32), key))[0]
+                next_obs, reward, terminated, truncated, _ = env.step(to_env_action(env, action))
+                row = (obs, action, reward, terminated, truncated and not terminated, next_obs)
+                for k, v in zip(EPISODE_KEYS, row):
+                    chunk[k].append(v)
+                obs = next_obs
+                step += 1
+                if terminated or truncated:
+                    obs, _ = env.reset(seed=config.seed + episodes_started * 7919)
+                    episodes_started += 1
+            arrays = concat_episodes([{k: np.asarray(v) for k, v in chunk.items()}])
+            for k in EPISODE_KEYS:
+                rows[k].append(arrays[k])
+            buf = fns.add(buf, arrays["observations"], arrays["actions"], arrays["rewards"],
+                          arrays["next_observations"], arrays["terminals"].astype(np.float32))
+            metrics = None
+            if step > config.learning_starts:
+                state, metrics = fns.update(state, buf)
+            if step % config.eval_every == 0:
+                returns = evaluate(env_id, fns, state.actor.params, config.eval_episodes,
+                                   seed=10_000 + config.seed + step)
+                record = {"step": step, "return_mean": float(returns.mean()), "return_std": float(returns.std()),
+                          "wall_s": round(time.time() - start, 1)}
+                if metrics is not None:
+                    record.update({k: float(v) for k, v in metrics.items()})
+                evaluations.append(record)
+                sps = step / (time.time() - start)
+                extra = f" alpha {record['alpha']:.3f} q {record['q_mean']:.1f}" if metrics is not None else ""
+                log(f"[sac {env_id} seed {config.seed}] step {step:>8d}/{config.total_steps}  return "
+                    f"{record['return_mean']:8.1f} +- {record['return_std']:6.1f}{extra}  {sps:6.1f} steps/s  "
+                    f"{record['wall_s']:.0f}s")
+                if snapshot_dir is not None:
+                    save_policy(snapshot_dir / f"policy_step{step:08d}.msgpack", state.actor.params, record, config)
+                if config.stop_return is not None and record["return_mean"] >= config.stop_return:
+                    stopped = True
+    finally:
+        env.close()
+        interrupted.restore()
+    if interrupted.requested:
+        log(f"[sac {env_id}] stopped on request at step {step}")
+    replay = {k: np.concatenate(v) for k, v in rows.items()}
+    return SACResult(state, fns, evaluations, replay, step, stopped)
+
+
+# ------------------------------------------------------------------------------------------------
+# Snapshots
+# ------------------------------------------------------------------------------------------------
+
+
+def save_policy(path: str | Path, actor_params, record: dict, config: SACConfig) -> None:
+    """Writes the policy parameters (flax msgpack) and, next to them, a .json with the measured return."""
+    path = Path(path)
+    path.write_bytes(flax.serialization.to_bytes(actor_params))
+    meta = {"env_id": config.env_id, "config": dataclasses.asdict(config), **record}
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+
+
+def load_policy(path: str | Path, obs_dim: int, act_dim: int, hidden_dims=(256, 256)):
+    """Reads a snapshot written by `save_policy`: (actor params, its .json record)."""
+    path = Path(path)
+    net = TanhGaussianPolicy(act_dim, tuple(hidden_dims))
+    template = net.init(jax.random.PRNGKey(0), jnp.zeros((1, obs_dim)))
+    params = flax.serialization.from_bytes(template, path.read_bytes())
+    return params, json.loads(path.with_suffix(".json").read_text())
+
+
+# ------------------------------------------------------------------------------------------------
+# main
+# ------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv=None) -> tuple[SACConfig, argparse.Namespace]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--env", default="hopper", help="hopper | halfcheetah | walker2d | ant | a gymnasium id")
+    p.add_argument("--env-version", default="v4", choices=["v4", "v5"],
+                   help="v4 matches D4RL; v5 is NOT comparable to D4RL reference scores")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--total-steps", type=int, default=1_000_000)
+    p.add_argument("--learning-starts", type=int, default=5_000)
+    p.add_argument("--chunk-steps", type=int, default=1_000)
+    p.add_argument("--eval-every", type=int, default=5_000)
+    p.add_argument("--eval-episodes", type=int, default=5)
+    p.add_argument("--stop-return", type=float, default=None, help="stop once an evaluation reaches this return")
+    p.add_argument("--out", default=None, help="directory for policy snapshots, evals.json and replay.npz")
+    p.add_argument("--save-replay", action="store_true", help="also write the replay buffer (out/replay.npz)")
+    args = p.parse_args(argv)
+    config = SACConfig(env=args.env, env_version=args.env_version, seed=args.seed, total_steps=args.total_steps,
+                       learning_starts=args.learning_starts, chunk_steps=args.chunk_steps,
+                       eval_every=args.eval_every, eval_episodes=args.eval_episodes, stop_return=args.stop_return)
+    return config, args
+
+
+def main(argv=None) -> int:
+    try:
+        config, args = parse_args(argv)
+        config.env_id  # noqa: B018  (validates env and version)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else None
+    result = train(config, snapshot_dir=out / "snapshots" if out else None, log=lambda s: print(s, flush=True))
+    if out:
+        (out / "evals.json").write_text(json.dumps(result.evaluations, indent=1))
+        if args.save_replay:
+            np.savez_compressed(out / "replay.npz", **result.replay)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
