@@ -1,0 +1,446 @@
+"""MISA (Ma et al., 2023): offline RL regularised by a lower bound on the mutual information I(S; A).
+
+The bound (Barber-Agakov with the energy-based family q(a|s) = pi(a|s) e^{Q(s,a)} / Z(s)):
+
+    I(S; A) >= E_D[log pi(a|s)] + E_D[Q(s,a)] - E_s[log Z(s)] + H(A),      Z(s) = E_{a~pi(.|s)} e^{Q(s,a)}
+
+    critic loss = sum_i mean (Q_i(s,a) - y)^2 + gamma1 (E_s[log-mean-exp_j Q_i(s,a_j)] - E_D[Q_i(s,a)]),  a_j ~ pi(.|s)
+    policy loss = gamma2 E[alpha log pi(a~|s) - log pi(a|s)] - E[min_i Q_i(s,a~)] + gamma3 E_{a'~q(.|s)}[log pi(a'|s)]
+    y = r + gamma (1 - d) min_i Q'_i(s', a'),  a' ~ pi(.|s');   a' ~ q by Hamiltonian Monte Carlo (no gradient)
+
+The last policy term is the unbiased gradient of -E_s log Z(s), since grad log Z(s) = E_{q(.|s)}[grad log pi(a|s)].
+`bound` = "dv" (Donsker-Varadhan, log outside the state expectation) or "nwj" (f-divergence, log x <= x/e)
+gives the looser variants; `unbiased_grad=False` drops the HMC term.
+
+Run:  python algorithms/misa.py --config configs/misa_mujoco.py --config.dataset=hopper-medium-v2
+Config reference: configs/misa_mujoco.py (every field has a one-line comment there).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable, NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax.training.train_state import TrainState
+from jax.scipy.special import logsumexp
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from common import buffer, experiment  # noqa: E402
+from common.agent import Agent, hparams_from_config, make_pure_train  # noqa: E402
+from common.datasets import Dataset, Transitions  # noqa: E402
+from common.networks import (  # noqa: E402
+    CriticEnsemble,
+    TanhGaussianPolicy,
+    tanh_gaussian_log_prob,
+    tanh_gaussian_sample,
+)
+
+ALGORITHM = "misa"
+# Hyperparameters a sweep may vary per vmapped run without recompiling.
+SWEEPABLE = ("min_q_weight", "bc_weight", "unbiased_weight", "discount", "tau", "target_action_gap")
+BOUNDS = ("misa", "dv", "nwj")
+REWARD_TRANSFORMS = ("none", "antmaze", "minmax")
+# Step-size adaptation of the HMC sampler (the authors' settings): during the first 80 % of burn-in,
+# multiply the shared step size by 1 + rate when the chains' mean acceptance probability exceeds the target.
+HMC_TARGET_ACCEPT = 0.75
+HMC_ADAPTATION_RATE = 0.01
+HMC_ADAPTATION_FRACTION = 0.8
+ALPHA_PRIME_MAX = 1e6
+
+
+# ------------------------------------------------------------------------------------------------
+# State
+# ------------------------------------------------------------------------------------------------
+
+
+class MISAState(NamedTuple):
+    policy: TrainState
+    critic: TrainState  # the twin critics (one nn.vmap ensemble)
+    critic_target: dict
+    log_alpha: TrainState  # entropy temperature (unused when config.fixed_alpha)
+    log_alpha_prime: TrainState  # Lagrange multiplier of the MI penalty (unused unless config.lagrange)
+    hmc_step_size: jax.Array  # the step size the last HMC run ended with
+    rng: jax.Array
+    step: jax.Array
+    hparams: dict
+
+
+# ------------------------------------------------------------------------------------------------
+# The mutual-information bounds
+# ------------------------------------------------------------------------------------------------
+
+
+def log_partition(q_samples, bound: str):
+    """The bound's log Z term from Q at actions a_j ~ pi(.|s); q_samples (..., B, N) -> (...).
+
+    misa: E_s[log (1/N) sum_j e^{Q(s,a_j)}]        per-state log-partition (the tightest)
+    dv:   log (1/BN) sum_{s,j} e^{Q(s,a_j)}        Donsker-Varadhan: the log outside E_s
+    nwj:  e^{-1} (1/BN) sum_{s,j} e^{Q(s,a_j)}     NWJ / f-divergence: log x <= x / e
+    """
+    num_states, num_samples = q_samples.shape[-2:]
+    if bound == "misa":
+        return jnp.mean(logsumexp(q_samples, axis=-1), axis=-1) - jnp.log(num_samples)
+    log_mean_all = logsumexp(q_samples, axis=(-2, -1)) - jnp.log(num_states * num_samples)
+    if bound == "dv":
+        return log_mean_all
+    if bound == "nwj":
+        return jnp.exp(log_mean_all - 1.0)
+    raise ValueError(f"unknown bound '{bound}' (use one of {BOUNDS})")
+
+
+def mi_critic_penalty(q_data, q_samples, bound: str):
+    """Conservative term = log Z term - E_D[Q(s,a)]; q_data (..., B), q_samples (..., B, N) -> (...)."""
+    return log_partition(q_samples, bound) - jnp.mean(q_data, axis=-1)
+
+
+def mi_lower_bound(log_pi_data, log_marginal_data, q_data, q_samples, bound: str):
+    """I(S;A) >= E_D[log pi(a|s) - log p(a)] + E_D[Q(s,a)] - log Z term (p(a) the action marginal)."""
+    return jnp.mean(log_pi_data - log_marginal_data) - mi_critic_penalty(q_data, q_samples, bound)
+
+
+def correction_state_weights(q_min_samples, bound: str):
+    """w(s) such that E_s[w(s) E_{q(.|s)} grad log pi] is the gradient of the bound's log Z term.
+
+    misa: 1;  dv: Z(s) / mean_s Z(s);  nwj: Z(s) / e;  with Z(s) = mean_j e^{min_i Q_i(s,a_j)}.
+    """
+    log_z = logsumexp(q_min_samples, axis=-1) - jnp.log(q_min_samples.shape[-1])
+    if bound == "misa":
+        return jnp.ones_like(log_z)
+    if bound == "dv":
+        return log_z.shape[-1] * jax.nn.softmax(log_z, axis=-1)
+    return jnp.exp(log_z - 1.0)
+
+
+# ------------------------------------------------------------------------------------------------
+# Losses
+# ------------------------------------------------------------------------------------------------
+
+
+def td_target(next_q_min, rewards, dones, discount):
+    """y = r + gamma (1 - d) min_i Q'_i(s', a'), a' ~ pi(.|s') (no entropy in the backup)."""
+    return rewards + discount * (1.0 - dones) * next_q_min
+
+
+def misa_critic_loss(q_data, q_samples, target, bound, min_q_weight, alpha_prime, action_gap, lagrange: bool):
+    """L_Q = sum_i [mean (Q_i(s,a) - y)^2 + gamma1 (alpha' (penalty_i - gap) if lagrange else penalty_i)].
+
+    q_data (C, B) at the dataset actions, q_samples (C, B, N) at the sampled actions.
+    """
+    td_loss = jnp.sum(jnp.mean((q_data - jax.lax.stop_gradient(target)) ** 2, axis=-1))
+    penalty = mi_critic_penalty(q_data, q_samples, bound)  # (C,)
+    conservative = alpha_prime * min_q_weight * (penalty - action_gap) if lagrange else min_q_weight * penalty
+    return td_loss + jnp.sum(conservative), (td_loss, penalty)
+
+
+def unbiased_policy_correction(log_pi_hmc, state_weights=None):
+    """E_s[w(s) E_{a'~q(.|s)} log pi(a'|s)], a' from HMC (no gradient): its gradient is that of the log Z term.
+
+    log_pi_hmc: (K, B) at K samples per state; w(s): (B,), 1 for the per-state bound.
+    """
+    weights = jnp.ones(log_pi_hmc.shape[-1]) if state_weights is None else jax.lax.stop_gradient(state_weights)
+    return jnp.mean(weights * log_pi_hmc)
+
+
+def misa_policy_loss(log_pi_new, log_pi_data, q_new, alpha, bc_weight, log_pi_hmc=None, unbiased_weight=0.0,
+                     state_weights=None):
+    """L_pi = gamma2 E[alpha log pi(a~|s) - log pi(a|s)] - E[min_i Q_i(s,a~)] + gamma3 E_s[w(s) E_{a'~q} log pi(a'|s)].
+
+    log_pi_new, log_pi_data, q_new: (B,); log_pi_hmc: (K, B) or None (biased gradient); w(s): (B,).
+    """
+    bc_loss = jnp.mean(alpha * log_pi_new - log_pi_data)
+    loss = bc_weight * bc_loss - jnp.mean(q_new)
+    if log_pi_hmc is not None:
+        loss = loss + unbiased_weight * unbiased_policy_correction(log_pi_hmc, state_weights)
+    return loss, bc_loss
+
+
+# ------------------------------------------------------------------------------------------------
+# Hamiltonian Monte Carlo in the action box (-1, 1)^A
+# ------------------------------------------------------------------------------------------------
+
+
+class HMCResult(NamedTuple):
+    samples: jax.Array  # (num_samples, B, A), every one strictly inside (-1, 1)
+    step_size: jax.Array  # the shared step size after adaptation
+    accept_prob: jax.Array  # mean acceptance probability over the kept iterations and chains
+
+
+def hmc_sample(log_density: Callable, init, rng, step_size, *, num_burn_in: int, num_samples: int,
+               leapfrog_steps: int) -> HMCResult:
+    """One HMC chain per row of `init` (B, A), targeting exp(log_density(x)) restricted to (-1, 1)^A.
+
+    log_density(x: (B, A)) -> (B,), rows independent. A trajectory that leaves the box has zero density
+    and is rejected. The step size, shared by all chains, is multiplied by 1.01 after each of the first
+    int(0.8 * num_burn_in) iterations whose mean acceptance probability exceeds 0.75, else divided by 1.01.
+    Each leapfrog step costs one value-and-gradient; the gradient at the end point is carried forward.
+    """
+    batch, act_dim = init.shape
+    edge = 1.0 - 1e-6  # evaluate at a point inside the box; positions outside it are rejected anyway
+
+    def value_and_grad(x):
+        value, pullback = jax.vjp(lambda y: log_density(jnp.clip(y, -edge, edge)), x)
+        return value, pullback(jnp.ones_like(value))[0]
+
+    total = num_burn_in + num_samples
+    num_adaptation = int(HMC_ADAPTATION_FRACTION * num_burn_in)
+    momentum_key, accept_key = jax.random.split(rng)
+    momenta = jax.random.normal(momentum_key, (total, batch, act_dim))
+    log_uniforms = jnp.log(jax.random.uniform(accept_key, (total, batch)))
+
+    def iteration(carry, inputs):
+        x, log_p, grad, eps = carry
+        momentum, log_u, i = inputs
+        y, p, inside = x, momentum + 0.5 * eps * grad, jnp.ones((batch,), bool)
+        for leapfrog in range(leapfrog_steps):
+            y = y + eps * p
+            inside &= jnp.all(jnp.abs(y) < 1.0, axis=-1)
+            log_p_y, grad_y = value_and_grad(y)
+            p = p + (0.5 * eps if leapfrog == leapfrog_steps - 1 else eps) * grad_y
+        energy_change = (log_p_y - 0.5 * jnp.sum(p**2, -1)) - (log_p - 0.5 * jnp.sum(momentum**2, -1))
+        log_accept = jnp.where(inside & jnp.isfinite(energy_change), jnp.minimum(energy_change, 0.0), -jnp.inf)
+        accept = log_u < log_accept
+        keep = lambda new, old: jnp.where(accept.reshape(accept.shape + (1,) * (new.ndim - 1)), new, old)  # noqa: E731
+        accept_prob = jnp.mean(jnp.exp(log_accept))
+        adapted = jnp.where(accept_prob > HMC_TARGET_ACCEPT, eps * (1 + HMC_ADAPTATION_RATE),
+                            eps / (1 + HMC_ADAPTATION_RATE))
+        eps = jnp.where(i < num_adaptation, adapted, eps)
+        x, log_p, grad = keep(y, x), keep(log_p_y, log_p), keep(grad_y, grad)
+        return (x, log_p, grad, eps), (x, accept_prob)
+
+    log_p0, grad0 = value_and_grad(init)
+    carry = (init, log_p0, grad0, jnp.asarray(step_size, jnp.float32))
+    (_, _, _, step_size), (chain, accept_probs) = jax.lax.scan(
+        iteration, carry, (momenta, log_uniforms, jnp.arange(total)))
+    return HMCResult(chain[num_burn_in:], step_size, jnp.mean(accept_probs[num_burn_in:]))
+
+
+# ------------------------------------------------------------------------------------------------
+# make_agent
+# ------------------------------------------------------------------------------------------------
+
+
+def transform_rewards(rewards: np.ndarray, transform: str) -> np.ndarray:
+    """none: r;  antmaze: (r - 0.5) * 4;  minmax: rewards scaled linearly onto [-1, 1]."""
+    if transform == "antmaze":
+        return (rewards - 0.5) * 4.0
+    if transform == "minmax":
+        low, span = rewards.min(), np.ptp(rewards)
+        return (rewards - low) / span * 2.0 - 1.0 if span > 0 else np.zeros_like(rewards)
+    return rewards
+
+
+def prepare_data(dataset: Dataset, config) -> Transitions:
+    """The device-resident Q-learning view: rewards transformed per domain, actions clipped to +-action_clip."""
+    t = dataset.transitions
+    t = t._replace(rewards=transform_rewards(np.asarray(t.rewards, np.float32), config.reward_transform),
+                   actions=np.clip(t.actions, -config.action_clip, config.action_clip))
+    return buffer.to_device(t)
+
+
+def value_and_grad_by_chunks(loss_fn, params, inputs, num_chunks: int):
+    """jax.value_and_grad(loss_fn, has_aux=True) of a loss that is a mean over the states (the leading axis of
+    every input), computed over `num_chunks` equal groups of states in turn: the mean of the groups' values and
+    gradients. Aux values come back stacked per group, (num_chunks, ...)."""
+    in_chunks = lambda x: x.reshape((num_chunks, -1) + x.shape[1:])  # noqa: E731
+    (losses, aux), grads = jax.lax.map(lambda chunk: jax.value_and_grad(loss_fn, has_aux=True)(params, *chunk),
+                                       jax.tree.map(in_chunks, inputs))
+    mean = lambda tree: jax.tree.map(lambda x: jnp.mean(x, axis=0), tree)  # noqa: E731
+    return (jnp.mean(losses), aux), mean(grads)
+
+
+def resolve_critic_chunks(config) -> int:
+    """Groups of states the critic loss is computed over in turn (same result; on a CPU small groups keep the
+    N-sample activations in cache). Only the per-state "misa" bound is a sum over states; "dv"/"nwj" use 1."""
+    if config.bound != "misa":
+        return 1
+    if config.critic_chunks:
+        return config.critic_chunks
+    return 8 if jax.default_backend() == "cpu" and config.batch_size % 8 == 0 else 1
+
+
+def make_agent(config, dataset: Dataset) -> Agent:
+    obs_dim, act_dim = dataset.stats["obs_dim"], dataset.stats["act_dim"]
+    hidden = tuple(config.hidden_dims)
+    policy_net = TanhGaussianPolicy(act_dim, hidden, config.policy_activation, config.layer_norm)
+    critic_net = CriticEnsemble(2, hidden, config.critic_activation, config.layer_norm, "flax", 1e-2)
+    target_entropy = -float(act_dim)
+    n_actions, batch_size, bound = config.n_actions, config.batch_size, config.bound
+    critic_chunks = resolve_critic_chunks(config)
+
+    def init(rng, hparams):
+        rng, policy_key, critic_key = jax.random.split(rng, 3)
+        dummy_obs, dummy_act = jnp.zeros((1, obs_dim)), jnp.zeros((1, act_dim))
+        policy_params = policy_net.init(policy_key, dummy_obs)
+        critic_params = critic_net.init(critic_key, dummy_obs, dummy_act)
+        scalar = lambda value, lr: TrainState.create(  # noqa: E731
+            apply_fn=None, params={"value": jnp.asarray(value, jnp.float32)}, tx=optax.adam(lr))
+        return MISAState(
+            policy=TrainState.create(apply_fn=policy_net.apply, params=policy_params, tx=optax.adam(config.policy_lr)),
+            critic=TrainState.create(apply_fn=critic_net.apply, params=critic_params, tx=optax.adam(config.critic_lr)),
+            critic_target=critic_params,
+            log_alpha=scalar(0.0, config.alpha_lr),
+            log_alpha_prime=scalar(config.log_alpha_prime_init, config.critic_lr),
+            hmc_step_size=jnp.asarray(config.hmc_init_step_size, jnp.float32),
+            rng=rng, step=jnp.zeros((), jnp.int32), hparams=hparams,
+        )
+
+    def min_q(critic_params, obs, actions):
+        return jnp.min(critic_net.apply(critic_params, obs, actions), axis=0)
+
+    def train_step(state: MISAState, batch: Transitions, rng):
+        hp = state.hparams
+        next_key, sample_key, new_key, hmc_key = jax.random.split(rng, 4)
+        obs, data_actions = batch.observations, batch.actions
+
+        # TD target from pi(.|s') and the target critics.
+        next_mean, next_log_std = policy_net.apply(state.policy.params, batch.next_observations)
+        next_actions, _ = tanh_gaussian_sample(next_mean, next_log_std, next_key)
+        target = td_target(min_q(state.critic_target, batch.next_observations, next_actions),
+                           batch.rewards, batch.dones, hp["discount"])
+
+        # The policy runs once on s; its (mean, log_std) serve every sample and log-density below.
+        (mean, log_std), policy_pullback = jax.vjp(lambda p: policy_net.apply(p, obs), state.policy.params)
+        sampled_actions, _ = tanh_gaussian_sample(mean, log_std, sample_key, n_actions)  # (B, N, A)
+
+        # Critics at the dataset action and the N policy actions of each state, one group of states at a time.
+        actions = jnp.concatenate([data_actions[:, None], sampled_actions], axis=1)
+        alpha_prime = jnp.clip(jnp.exp(state.log_alpha_prime.params["value"]), 0.0, ALPHA_PRIME_MAX)
+
+        def critic_loss_fn(params, obs, actions, target):
+            obs_repeated = jnp.broadcast_to(obs[:, None], actions.shape[:2] + (obs_dim,))
+            q = critic_net.apply(params, obs_repeated, actions)  # (2, states, N + 1)
+            q_samples = q if config.add_positive else q[..., 1:]
+            loss, aux = misa_critic_loss(q[..., 0], q_samples, target, bound, hp["min_q_weight"], alpha_prime,
+                                         hp["target_action_gap"], config.lagrange)
+            return loss, (aux, q)
+
+        (critic_loss, ((td_losses, penalties), q_all)), critic_grads = value_and_grad_by_chunks(
+            critic_loss_fn, state.critic.params, (obs, actions, target), critic_chunks)
+        td_loss, penalty = jnp.mean(td_losses), jnp.mean(penalties, axis=0)  # both are means over states
+        q_all = jnp.moveaxis(q_all, 0, 1).reshape(2, batch_size, n_actions + 1)
+        chex.assert_shape(penalty, (2,))
+
+        # Samples of q(a|s) ~ pi(a|s) e^{min_i Q_i(s,a)}, one chain per state from its dataset action.
+        step_size = state.hmc_step_size if config.hmc_persist_step_size else config.hmc_init_step_size
+        if config.unbiased_grad:
+            def log_q(a):
+                return tanh_gaussian_log_prob(mean, log_std, a) + min_q(state.critic.params, obs, a)
+
+            hmc = hmc_sample(log_q, data_actions, hmc_key, step_size, num_burn_in=config.hmc_burn_in,
+                             num_samples=config.hmc_num_samples, leapfrog_steps=config.hmc_leapfrog_steps)
+            state_weights = correction_state_weights(jnp.min(q_all[..., 1:], axis=0), bound)
+        else:
+            hmc = HMCResult(None, jnp.asarray(step_size, jnp.float32), jnp.zeros(()))
+
+        alpha = 1.0 if config.fixed_alpha else jnp.exp(state.log_alpha.params["value"])
+
+        def policy_loss_fn(mean, log_std):
+            new_actions, log_pi_new = tanh_gaussian_sample(mean, log_std, new_key)
+            log_pi_data = tanh_gaussian_log_prob(mean, log_std, data_actions)
+            log_pi_hmc = (tanh_gaussian_log_prob(mean, log_std, jax.lax.stop_gradient(hmc.samples))
+                          if config.unbiased_grad else None)
+            loss, bc_loss = misa_policy_loss(
+                log_pi_new, log_pi_data, min_q(state.critic.params, obs, new_actions), alpha, hp["bc_weight"],
+                log_pi_hmc, hp["unbiased_weight"], state_weights if config.unbiased_grad else None)
+            return loss, (bc_loss, jnp.mean(log_pi_new))
+
+        (policy_loss, (bc_loss, log_pi)), output_grads = jax.value_and_grad(
+            policy_loss_fn, argnums=(0, 1), has_aux=True)(mean, log_std)
+        (policy_grads,) = policy_pullback(output_grads)
+
+        # Temperatures: alpha towards entropy -|A|; alpha' (Lagrange) maximises alpha' gamma1 (penalty - gap).
+        alpha_grad = {"value": -(log_pi + target_entropy)}  # d/dlog_alpha of -log_alpha (E log pi + target)
+        alpha_prime_grad = jax.grad(lambda log_ap: -0.5 * jnp.sum(
+            jnp.clip(jnp.exp(log_ap), 0.0, ALPHA_PRIME_MAX) * hp["min_q_weight"]
+            * (penalty - hp["target_action_gap"])))(state.log_alpha_prime.params["value"])
+
+        critic = state.critic.apply_gradients(grads=critic_grads)
+        state = state._replace(
+            policy=state.policy.apply_gradients(grads=policy_grads),
+            critic=critic,
+            critic_target=optax.incremental_update(critic.params, state.critic_target, hp["tau"]),
+            log_alpha=state.log_alpha if config.fixed_alpha else state.log_alpha.apply_gradients(grads=alpha_grad),
+            log_alpha_prime=(state.log_alpha_prime.apply_gradients(grads={"value": alpha_prime_grad}) if config.lagrange
+                             else state.log_alpha_prime),
+            hmc_step_size=hmc.step_size,
+        )
+        return state, {
+            "critic_loss": critic_loss,
+            "td_loss": td_loss,
+            "mi_penalty": jnp.mean(penalty),
+            "q_data": jnp.mean(q_all[..., 0]),
+            "q_target": jnp.mean(target),
+            "policy_loss": policy_loss,
+            "bc_loss": bc_loss,
+            "log_pi": log_pi,
+            "alpha": jnp.asarray(alpha, jnp.float32),
+            "alpha_prime": alpha_prime if config.lagrange else jnp.zeros(()),
+            "hmc_accept_prob": hmc.accept_prob,
+            "hmc_step_size": hmc.step_size,
+        }
+
+    def update(state: MISAState, data: Transitions, num_steps: int):
+        """`num_steps` gradient steps in one lax.scan, batches sampled inside."""
+
+        def body(state, _):
+            rng, batch_key, step_key = jax.random.split(state.rng, 3)
+            batch = buffer.sample_batch(data, batch_key, batch_size)
+            state, metrics = train_step(state._replace(rng=rng), batch, step_key)
+            return state._replace(step=state.step + 1), metrics
+
+        return jax.lax.scan(body, state, None, length=num_steps)
+
+    def act(policy_params, obs):
+        return jnp.tanh(policy_net.apply(policy_params, obs)[0])
+
+    return Agent(init, update, lambda state: state.policy.params, act, hparams_from_config(config, SWEEPABLE))
+
+
+def make_train(config, dataset: Dataset):
+    """train(rng) -> (final state, per-interval mean metrics): the whole run as one pure function."""
+    agent = make_agent(config, dataset)
+    return make_pure_train(agent, prepare_data(dataset, config), config.total_steps, config.eval_every)
+
+
+def validate_config(config):
+    """Algorithm-specific config checks (one-line errors); the shared ones live in common/experiment.py."""
+    checks = [
+        (config.bound in BOUNDS, f"bound must be one of {BOUNDS}, got '{config.bound}'"),
+        (config.reward_transform in REWARD_TRANSFORMS,
+         f"reward_transform must be one of {REWARD_TRANSFORMS}, got '{config.reward_transform}'"),
+        (config.n_actions >= 1, f"n_actions must be >= 1, got {config.n_actions}"),
+        (0.0 < config.action_clip < 1.0, f"action_clip must lie in (0, 1), got {config.action_clip}"),
+        (config.hmc_num_samples >= 1, f"hmc_num_samples must be >= 1, got {config.hmc_num_samples}"),
+        (config.hmc_burn_in >= 0, f"hmc_burn_in must be >= 0, got {config.hmc_burn_in}"),
+        (config.hmc_leapfrog_steps >= 1, f"hmc_leapfrog_steps must be >= 1, got {config.hmc_leapfrog_steps}"),
+        (config.hmc_init_step_size > 0, f"hmc_init_step_size must be > 0, got {config.hmc_init_step_size}"),
+        (len(config.hidden_dims) >= 1, "hidden_dims must name at least one hidden layer"),
+        (config.critic_chunks >= 0 and (config.critic_chunks == 0 or config.batch_size % config.critic_chunks == 0),
+         f"critic_chunks must be 0 (auto) or divide batch_size ({config.batch_size}), got {config.critic_chunks}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise experiment.ConfigError(message)
+
+
+# ------------------------------------------------------------------------------------------------
+# main
+# ------------------------------------------------------------------------------------------------
+
+
+def main(argv=None):
+    return experiment.main(
+        ALGORITHM, make_agent, prepare_data, argv, default_config="configs/misa_mujoco.py",
+        validate_config=validate_config,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
