@@ -372,6 +372,64 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def grid_worker(quick: bool) -> int:
+    """(Run in a subprocess with a forced device count.) Times an 8-member TD3+BC grid sharded over all devices
+    exactly as common/experiment.py lays it out, and prints one JSON line."""
+    from algorithms import td3_bc
+    from common import experiment
+    from configs import td3_bc_mujoco
+
+    settings = QUICK if quick else FULL
+    config = td3_bc_mujoco.get_config()
+    config.num_seeds, config.sweep.alpha = 2, "1,2,2.5,4"
+    if quick:
+        config.hidden_dims = (32, 32)
+    dataset = synthetic_dataset(settings.transitions, settings.obs_dim, settings.act_dim)
+    agent = td3_bc.make_agent(config, dataset)
+    members, hparams = experiment.build_members(config, agent.hparams)
+    sharding, replicated, padded = experiment.member_sharding(len(members))
+    data = td3_bc.prepare_data(dataset, config)
+    keys = jnp.stack([jax.random.PRNGKey(m["seed"]) for m in members])
+    if sharding is not None:
+        data = experiment.put_global(data, replicated)
+        keys, hparams = experiment.put_global((keys, hparams), sharding)
+    state = jax.jit(jax.vmap(agent.init), out_shardings=sharding)(keys, hparams)
+    shardings = {} if sharding is None else {"in_shardings": (sharding, replicated), "out_shardings": sharding}
+    scan_steps = 20 if quick else 200
+    update = jax.jit(jax.vmap(agent.update, in_axes=(0, None, None)), static_argnums=2, donate_argnums=0,
+                     **shardings).lower(state, data, scan_steps).compile()
+    holder = {"state": state}
+
+    def call():
+        holder["state"], metrics = update(holder["state"], data)
+        jax.block_until_ready(metrics)
+
+    times = timed_calls(call, settings.min_seconds, settings.min_calls)
+    print(json.dumps({"devices": len(jax.devices()), "members": len(members),
+                      "ms_per_step": 1e3 * sum(times) / (scan_steps * len(times))}))
+    return 0
+
+
+def bench_grid(device_counts: list[int], quick: bool) -> list[dict]:
+    """ms per step of the 8-member grid on each forced host-device count (one subprocess each)."""
+    import os
+    import subprocess
+
+    rows = []
+    for count in device_counts:
+        env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={count}"}
+        cmd = [sys.executable, __file__, "--grid-worker"] + (["--quick"] if quick else [])
+        result = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if result.returncode != 0:
+            rows.append({"devices": count, "status": "failed", "reason": result.stderr.strip().splitlines()[-1:]})
+            continue
+        row = json.loads(result.stdout.strip().splitlines()[-1])
+        print(f"grid: {row['members']} TD3+BC members on {count} forced host device(s): "
+              f"{row['ms_per_step']:.2f} ms/step", flush=True)
+        rows.append({**row, "status": "ok"})
+    return rows
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--algos", default=",".join(BENCHMARKS), help=f"comma list of {', '.join(BENCHMARKS)}")
@@ -379,7 +437,12 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true", help="tiny sizes (for tests; the numbers mean nothing)")
     parser.add_argument("--device-name", default=None, help="label of this machine in the report")
     parser.add_argument("--out", default="runs/bench.json", help="where the JSON report is written")
+    parser.add_argument("--grid-devices", default="1,4",
+                        help="forced host-device counts for the 8-member grid row ('' to skip)")
+    parser.add_argument("--grid-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.grid_worker:
+        return args, [], []
     algos = [a.strip() for a in args.algos.split(",") if a.strip()]
     unknown = [a for a in algos if a not in BENCHMARKS]
     if unknown or not algos:
@@ -396,6 +459,8 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args, algos, seeds = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.grid_worker:
+        return grid_worker(args.quick)
     settings = QUICK if args.quick else FULL
     device = device_info(args.device_name)
     started = time.perf_counter()
@@ -413,6 +478,8 @@ def main(argv=None) -> int:
         if r["status"] != "ok":
             print(f"  {key}: {r['status']} ({r['reason']})", flush=True)
     add_ratios(results, matmul)
+    grid_counts = [int(c) for c in args.grid_devices.split(",") if c.strip()]
+    grid = bench_grid(grid_counts, args.quick)
     report = {
         "device": device,
         "settings": {"quick": args.quick, "seeds": seeds, "dataset_stats": dataset.stats,
@@ -420,6 +487,7 @@ def main(argv=None) -> int:
         "matmul": matmul,
         "matmul_large_gflops": max(matmul, key=lambda r: r["m"] * r["k"] * r["k"])["gflops"],
         "algorithms": results,
+        "grid_8_members": grid,
         "reference": {"authors_ms_per_step": AUTHORS_MS_PER_STEP, "note": REFERENCE_LINE},
         "wall_seconds": time.perf_counter() - started,
     }

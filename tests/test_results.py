@@ -59,6 +59,9 @@ def test_bench_quick_reports_every_key(tmp_path, capsys):
     for key in ("compile_seconds", "steps_per_second", "ms_per_step", "gflops_achieved", "fraction_of_large_matmul"):
         assert run[key] > 0, key
     assert run["metrics_finite"]
+    grid = report["grid_8_members"]
+    assert [r["devices"] for r in grid] == [1, 4] and all(r["status"] == "ok" and r["members"] == 8 for r in grid)
+    assert all(r["ms_per_step"] > 0 for r in grid)
     printed = capsys.readouterr().out
     assert "device:" in printed and "TD3+BC" in printed
 
