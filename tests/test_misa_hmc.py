@@ -49,6 +49,20 @@ def test_hmc_with_paper_settings_never_leaves_the_box():
     assert bool(jnp.all(jnp.isfinite(result.samples)))
 
 
+def test_proposals_outside_the_box_are_rejected_even_where_the_density_is_highest():
+    """A density rising towards the +1 edge (log q = 8 sum a): without the box check, leapfrog steps that overshoot
+    the edge would be accepted (the density is evaluated at the clipped point, its highest value)."""
+    batch, act_dim = 1024, 2
+    log_q = lambda a: 8.0 * jnp.sum(a, axis=-1)  # noqa: E731
+    result = jax.jit(lambda key: misa.hmc_sample(log_q, jnp.zeros((batch, act_dim)), key, 0.15, num_burn_in=20,
+                                                 num_samples=30, leapfrog_steps=2))(jax.random.PRNGKey(5))
+    samples = np.asarray(result.samples)
+    assert np.all(np.abs(samples) < 1.0)
+    # the chains travelled from 0 to the edge (the truncated exponential's mean is 1 - 1/8 per dimension) and keep
+    # moving there, where many proposals overshoot
+    assert samples.mean() > 0.8 and float(result.accept_prob) > 0.02
+
+
 @pytest.mark.parametrize("init_step, burn_in, expected_power", [(1e-3, 5, 4), (50.0, 5, -4), (1e-3, 10, 8),
                                                                 (1e-3, 1, 0)])
 def test_step_size_adapts_only_in_first_80_percent_of_burn_in(init_step, burn_in, expected_power):

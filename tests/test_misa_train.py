@@ -116,6 +116,7 @@ def test_hparams_sweep_without_recompiling(default_train):
     swept = {k: jnp.stack([v, v]) for k, v in agent.hparams.items()}
     swept["min_q_weight"] = jnp.asarray([0.0, 50.0])
     keys = jnp.stack([jax.random.PRNGKey(0)] * 2)
+    batched(keys, {k: jnp.stack([v, v]) for k, v in agent.hparams.items()})  # compiled here if not yet
     compiled_before = batched._cache_size()
     _, metrics = batched(keys, swept)
     assert batched._cache_size() == compiled_before
