@@ -1,10 +1,10 @@
-# make install | test | demo | bench | results | datasets | lint   (everything runs inside .venv, created on first use)
+# make install | test | demo | bench | results | datasets | mutants | lint   (everything runs inside .venv, created on first use)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo bench results datasets lint clean
+.PHONY: install test demo bench results datasets mutants lint clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ datasets: $(STAMP)
 	  $(PY) algorithms/make_datasets.py --env $$env --levels random,medium,medium-replay --seed 0 \
 	    --out runs/datasets --max-transitions 100000 || exit 1; \
 	done
+
+# Each plausible bug in scripts/mutations.toml must fail the tests named for it (MUTANTS_ARGS="--only a,b" for some)
+MUTANTS_ARGS ?=
+mutants: $(STAMP)
+	$(PY) scripts/mutants.py $(MUTANTS_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
