@@ -57,7 +57,11 @@ def test_losses_match_numpy_on_a_fixed_batch(hopper):
     config = tiny_config()
     agent = td3_bc.make_agent(config, hopper)
     state = agent.init(jax.random.PRNGKey(0), agent.hparams)
-    batch = jax.tree.map(lambda x: np.asarray(x[:16]), td3_bc.prepare_data(hopper, config))
+    data = td3_bc.prepare_data(hopper, config)
+    dones = np.asarray(data.dones)
+    rows = np.concatenate([np.flatnonzero(dones == 1)[:8], np.flatnonzero(dones == 0)[:8]])  # both target branches
+    batch = jax.tree.map(lambda x: np.asarray(x)[rows], data)
+    assert batch.dones.sum() == 8
     noise = np.clip(0.2 * np.random.default_rng(0).normal(size=batch.actions.shape), -0.5, 0.5).astype(np.float32)
 
     # critic: y = r + gamma (1 - d) min_i Q'_i(s', clip(pi'(s') + eps)); loss = sum_i mean (Q_i - y)^2
