@@ -15,7 +15,9 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -225,12 +227,70 @@ def _label(member: dict) -> str:
 
 
 # ------------------------------------------------------------------------------------------------
-# Training loop
+# Training loop, as named steps: prepare -> place -> restore -> compile -> (train one interval -> evaluate
+# -> checkpoint) per interval -> summarise. `run` strings them together.
 # ------------------------------------------------------------------------------------------------
 
 
-def run(algorithm: str, make_agent, prepare_data, config, validate_config=None, dataset: Dataset | None = None):
-    """Trains the config's members; returns the summary dict. Raises ConfigError/DatasetError/Diverged."""
+@dataclass
+class Job:
+    """What every step reads: the validated config, the data, the agent and its members, and the run directory."""
+
+    algorithm: str
+    config: Any
+    dataset: Dataset
+    env_id: str | None
+    agent: Any
+    members: list[dict]
+    hparams: dict
+    run_dir: Path
+    is_main: bool  # with several processes, process 0 evaluates and writes
+    evaluator: Evaluator | None = None
+
+    @property
+    def stats(self) -> dict:
+        return self.dataset.stats
+
+    def close(self) -> None:
+        if self.evaluator is not None:
+            self.evaluator.close()
+
+
+@dataclass
+class Program:
+    """The data and the compiled interval on the devices."""
+
+    data: Any
+    sharding: Any
+    replicated: Any
+    update: Any = None  # compiled (state, data) -> (state, metrics, params_finite): eval_every updates per member
+    metric_names: list = field(default_factory=list)
+    policy_params: Any = None  # jitted state -> policy parameters of the real (unpadded) members
+    compile_seconds: float = 0.0
+
+
+@dataclass
+class Progress:
+    """Where training stands: the state after `step` updates and everything logged up to it."""
+
+    state: Any
+    step: int
+    eval_history: list
+    last_checkpoint: int
+    resumed: bool = False
+    train_seconds: float = 0.0
+    logger: RunLogger | None = None
+    bar: Any = None
+
+    def close(self) -> None:
+        if self.logger is not None:
+            self.logger.close()
+        if self.bar is not None:
+            self.bar.close()
+
+
+def prepare(algorithm, make_agent, config, validate_config=None, dataset: Dataset | None = None) -> Job:
+    """Prepare and validate: every input check, then the run directory (nothing is written before the checks)."""
     validate_shared(config)
     if validate_config is not None:
         validate_config(config)
@@ -242,105 +302,180 @@ def run(algorithm: str, make_agent, prepare_data, config, validate_config=None, 
     env_id = config.env or dataset.env_id
     if config.eval_episodes and not env_id:
         raise ConfigError(f"cannot infer the evaluation env of dataset '{config.dataset}': set --config.env")
-
     agent = make_agent(config, dataset)
     members, hparams = build_members(config, agent.hparams)
-    is_main = jax.process_index() == 0  # with several processes, process 0 evaluates and writes
-    evaluator = None
-    if config.eval_episodes and is_main:
-        evaluator = Evaluator(env_id, agent.act, len(members), config.eval_episodes, stats["obs_dim"],
-                              stats["act_dim"], config.seed)
+    job = Job(algorithm, config, dataset, env_id, agent, members, hparams,
+              Path(config.log_dir).expanduser() / run_name(algorithm, config), jax.process_index() == 0)
+    if config.eval_episodes and job.is_main:
+        job.evaluator = Evaluator(env_id, agent.act, len(members), config.eval_episodes, stats["obs_dim"],
+                                  stats["act_dim"], config.seed)
+    try:
+        if job.is_main:
+            prepare_run_dir(job.run_dir, config)
+    except BaseException:
+        job.close()
+        raise
+    return job
 
-    run_dir = Path(config.log_dir).expanduser() / run_name(algorithm, config)
-    if is_main:
-        prepare_run_dir(run_dir, config)  # nothing is written before every input check above has passed
 
-    sharding, replicated, padded = member_sharding(len(members))
-    data = prepare_data(dataset, config)
-    keys = jnp.stack([jax.random.PRNGKey(m["seed"]) for m in members])
-    keys, hparams = pad_members((keys, hparams), padded)
+def place(job: Job, prepare_data):
+    """The training data and freshly initialised members on the devices: (program, initial state)."""
+    sharding, replicated, padded = member_sharding(len(job.members))
+    data = prepare_data(job.dataset, job.config)
+    keys = jnp.stack([jax.random.PRNGKey(m["seed"]) for m in job.members])
+    keys, hparams = pad_members((keys, job.hparams), padded)
     if sharding is not None:
         data = put_global(data, replicated)
         keys, hparams = put_global((keys, hparams), sharding)
-    state = jax.jit(jax.vmap(agent.init), out_shardings=sharding)(keys, hparams)
+    state = jax.jit(jax.vmap(job.agent.init), out_shardings=sharding)(keys, hparams)
+    return Program(data, sharding, replicated), state
 
-    meta_expected = {"algorithm": algorithm, "members": members, "dataset_stats": stats}
-    start_step, eval_history = 0, []
+
+def checkpoint_meta(job: Job) -> dict:
+    """What a checkpoint must share with the run that resumes it."""
+    return {"algorithm": job.algorithm, "members": job.members, "dataset_stats": job.stats}
+
+
+def restore(job: Job, program: Program, state) -> Progress:
+    """Restore: a resumed run continues from its latest checkpoint; a new one starts at step 0."""
+    config = job.config
+    progress = Progress(state, 0, [], 0)
     if config.resume:
-        path = checkpoints.latest(run_dir)
+        path = checkpoints.latest(job.run_dir)
         if path is None:
-            raise ConfigError(f"nothing to resume: {run_dir} has no checkpoint")
-        host_state, meta = checkpoints.restore(path, state, meta_expected)
-        state = put_global(host_state, sharding) if sharding is not None else jax.device_put(host_state)
-        start_step, eval_history = int(meta["step"]), meta["eval_history"]
-        if start_step >= config.total_steps:
-            raise ConfigError(f"nothing to resume: the checkpoint is at step {start_step}, total_steps is "
+            raise ConfigError(f"nothing to resume: {job.run_dir} has no checkpoint")
+        host_state, meta = checkpoints.restore(path, state, checkpoint_meta(job))
+        progress.state = (put_global(host_state, program.sharding) if program.sharding is not None
+                          else jax.device_put(host_state))
+        progress.step = progress.last_checkpoint = int(meta["step"])
+        progress.eval_history, progress.resumed = meta["eval_history"], True
+        if progress.step >= config.total_steps:
+            raise ConfigError(f"nothing to resume: the checkpoint is at step {progress.step}, total_steps is "
                               f"{config.total_steps}")
-    if is_main:
-        write_json_atomic(run_dir / "config.json", config.to_dict())
+    if job.is_main:
+        write_json_atomic(job.run_dir / "config.json", config.to_dict())
+    return progress
+
+
+def compile_interval(job: Job, program: Program, state) -> None:
+    """Compile: one jitted call runs `eval_every` updates of every member (state donated, metrics returned)."""
+    agent, config = job.agent, job.config
 
     def interval(state, data, num_steps):
         state, metrics = jax.vmap(agent.update, in_axes=(0, None, None))(state, data, num_steps)
         return state, metrics, jax.vmap(all_finite)(state)
 
     t0 = time.perf_counter()
-    shardings = {} if sharding is None else {"in_shardings": (sharding, replicated), "out_shardings": sharding}
+    shardings = ({} if program.sharding is None
+                 else {"in_shardings": (program.sharding, program.replicated), "out_shardings": program.sharding})
     update = jax.jit(interval, static_argnums=2, donate_argnums=0, **shardings)
-    update = update.lower(state, data, config.eval_every).compile()
-    compile_seconds = time.perf_counter() - t0
+    program.update = update.lower(state, program.data, config.eval_every).compile()
+    program.compile_seconds = time.perf_counter() - t0
+    program.metric_names = sorted(jax.eval_shape(lambda s: agent.update(s, program.data, config.eval_every)[1],
+                                                 jax.tree.map(lambda x: x[0], state)).keys())
+    count = len(job.members)
+    program.policy_params = jax.jit(lambda s: jax.tree.map(lambda x: x[:count], jax.vmap(agent.policy_params)(s)))
 
-    metric_names = sorted(jax.eval_shape(lambda s: agent.update(s, data, config.eval_every)[1],
-                                         jax.tree.map(lambda x: x[0], state)).keys())
-    logger = RunLogger(run_dir, members, metric_names, start_step if config.resume else None,
-                       config.tensorboard, config.wandb, config.to_dict()) if is_main else None
-    progress = _progress(config, start_step) if is_main else None
-    eval_device = jax.devices()[0]
-    policy_params = jax.jit(lambda s: jax.tree.map(lambda x: x[: len(members)], jax.vmap(agent.policy_params)(s)))
-    train_seconds, last_checkpoint = 0.0, start_step
-    try:
-        for step in range(start_step + config.eval_every, config.total_steps + 1, config.eval_every):
-            t0 = time.perf_counter()
-            state, metrics, params_finite = update(state, data)
-            metrics, params_finite = to_host((metrics, params_finite))
-            train_seconds += time.perf_counter() - t0
-            check_finite(metrics, params_finite, members, step, config.eval_every, last_checkpoint)
-            if logger is not None:
-                logger.log_metrics(step, {k: v[: len(members)].mean(axis=1) for k, v in metrics.items()})
-            if config.eval_episodes:
-                params = policy_params(state)
-                params = to_host(params) if jax.process_count() > 1 else jax.device_put(params, eval_device)
-            if evaluator is not None:
-                returns = evaluator(params, step // config.eval_every)
-                scores = evaluator.normalized(returns)
-                logger.log_eval(step, returns, scores)
-                eval_history.append({"step": step, "score": scores.mean(axis=1).tolist(),
-                                     "return": returns.mean(axis=1).tolist()})
-            if (config.checkpoint_every and step % config.checkpoint_every == 0) or step == config.total_steps:
-                host_state = to_host(state)
-                if is_main:
-                    checkpoints.save(run_dir, step, host_state, {**meta_expected, "eval_history": eval_history})
-                last_checkpoint = step
-            if progress is not None:
-                progress.update(config.eval_every)
-                if eval_history:
-                    progress.set_postfix(score=f"{np.nanmean(eval_history[-1]['score']):.1f}")
-    finally:
-        if logger is not None:
-            logger.close()
-        if progress is not None:
-            progress.close()
-        if evaluator is not None:
-            evaluator.close()
 
-    summary = make_summary(algorithm, config, env_id, stats, members, eval_history,
-                           (config.total_steps - start_step) / max(train_seconds, 1e-9), compile_seconds)
-    summary["run_dir"] = str(run_dir)
-    if not is_main:
+def open_logs(job: Job, program: Program, progress: Progress) -> None:
+    """metrics.csv / eval.csv (cut back to the checkpoint on resume) and the progress bar, on process 0."""
+    if not job.is_main:
+        return
+    config = job.config
+    progress.logger = RunLogger(job.run_dir, job.members, program.metric_names,
+                                progress.step if progress.resumed else None, config.tensorboard, config.wandb,
+                                config.to_dict())
+    progress.bar = _progress(config, progress.step)
+
+
+def train_interval(job: Job, program: Program, progress: Progress) -> None:
+    """Train one interval: `eval_every` updates of every member; Diverged on the first non-finite value."""
+    config = job.config
+    t0 = time.perf_counter()
+    progress.state, metrics, params_finite = program.update(progress.state, program.data)
+    metrics, params_finite = to_host((metrics, params_finite))
+    progress.train_seconds += time.perf_counter() - t0
+    progress.step += config.eval_every
+    check_finite(metrics, params_finite, job.members, progress.step, config.eval_every, progress.last_checkpoint)
+    if progress.logger is not None:
+        progress.logger.log_metrics(progress.step,
+                                    {k: v[: len(job.members)].mean(axis=1) for k, v in metrics.items()})
+
+
+def evaluate(job: Job, program: Program, progress: Progress) -> None:
+    """Evaluate: every episode of every member at once (process 0); scores join the evaluation history."""
+    if not job.config.eval_episodes:
+        return
+    params = program.policy_params(progress.state)
+    params = to_host(params) if jax.process_count() > 1 else jax.device_put(params, jax.devices()[0])
+    if job.evaluator is None:
+        return
+    returns = job.evaluator(params, progress.step // job.config.eval_every)
+    scores = job.evaluator.normalized(returns)
+    progress.logger.log_eval(progress.step, returns, scores)
+    progress.eval_history.append({"step": progress.step, "score": scores.mean(axis=1).tolist(),
+                                  "return": returns.mean(axis=1).tolist()})
+
+
+def checkpoint_due(config, step: int) -> bool:
+    return bool(config.checkpoint_every and step % config.checkpoint_every == 0) or step == config.total_steps
+
+
+def save_checkpoint(job: Job, progress: Progress) -> None:
+    """Checkpoint: the state after `progress.step` updates and the evaluation history, written atomically."""
+    host_state = to_host(progress.state)
+    if job.is_main:
+        checkpoints.save(job.run_dir, progress.step, host_state,
+                         {**checkpoint_meta(job), "eval_history": progress.eval_history})
+    progress.last_checkpoint = progress.step
+
+
+def train(job: Job, program: Program, progress: Progress) -> None:
+    """Every remaining interval: train, evaluate, checkpoint when due, advance the progress bar."""
+    config = job.config
+    while progress.step < config.total_steps:
+        train_interval(job, program, progress)
+        evaluate(job, program, progress)
+        if checkpoint_due(config, progress.step):
+            save_checkpoint(job, progress)
+        if progress.bar is not None:
+            progress.bar.update(config.eval_every)
+            if progress.eval_history:
+                progress.bar.set_postfix(score=f"{np.nanmean(progress.eval_history[-1]['score']):.1f}")
+
+
+def summarise(job: Job, program: Program, progress: Progress, start_step: int) -> dict:
+    """Summarise: summary.json and curves.png (process 0); returns the summary with its run directory."""
+    config = job.config
+    steps_per_second = (config.total_steps - start_step) / max(progress.train_seconds, 1e-9)
+    summary = make_summary(job.algorithm, config, job.env_id, job.stats, job.members, progress.eval_history,
+                           steps_per_second, program.compile_seconds)
+    summary["run_dir"] = str(job.run_dir)
+    if not job.is_main:
         return summary
-    write_json_atomic(run_dir / "summary.json", {k: v for k, v in summary.items() if k != "run_dir"})
-    if eval_history:
-        plot_curves(run_dir, f"{algorithm} on {config.dataset}")
+    write_json_atomic(job.run_dir / "summary.json", {k: v for k, v in summary.items() if k != "run_dir"})
+    if progress.eval_history:
+        plot_curves(job.run_dir, f"{job.algorithm} on {config.dataset}")
     return summary
+
+
+def run(algorithm: str, make_agent, prepare_data, config, validate_config=None, dataset: Dataset | None = None):
+    """Trains the config's members; returns the summary dict. Raises ConfigError/DatasetError/Diverged."""
+    job = prepare(algorithm, make_agent, config, validate_config, dataset)
+    progress = None
+    try:
+        program, state = place(job, prepare_data)
+        progress = restore(job, program, state)
+        start_step = progress.step
+        compile_interval(job, program, progress.state)
+        open_logs(job, program, progress)
+        try:
+            train(job, program, progress)
+        finally:
+            progress.close()
+        return summarise(job, program, progress, start_step)
+    finally:
+        job.close()
 
 
 def make_summary(algorithm, config, env_id, stats, members, eval_history, steps_per_second, compile_seconds):
