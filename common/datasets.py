@@ -145,7 +145,7 @@ def validate_raw(raw: dict, source: str) -> None:
             bad = ~((values == 0) | (values == 1))
             if bad.any():
                 row = int(np.flatnonzero(bad)[0])
-                raise DatasetError(f"{source}: '{key}' must be boolean or exactly 0/1, found {values[row]!r} "
+                raise DatasetError(f"{source}: '{key}' must be boolean or exactly 0/1, found {values[row].item()!r} "
                                    f"at row {row}")
     worst = float(np.abs(raw["actions"]).max())
     if worst > 1.0 + ACTION_TOLERANCE:

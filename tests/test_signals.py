@@ -26,9 +26,9 @@ ALGORITHMS = {
 }
 
 
-def command(algorithm, dataset, log_dir, *extra):
+def command(algorithm, dataset, log_dir, *extra, steps=STEPS):
     return [sys.executable, str(ROOT / "algorithms" / f"{algorithm}.py"), f"--config.dataset={dataset}",
-            f"--config.log_dir={log_dir}", "--config.run_name=run", f"--config.total_steps={STEPS}",
+            f"--config.log_dir={log_dir}", "--config.run_name=run", f"--config.total_steps={steps}",
             f"--config.eval_every={EVERY}", f"--config.checkpoint_every={CHECKPOINT_EVERY}",
             "--config.batch_size=32", "--config.eval_episodes=1", "--config.progress=False",
             *ALGORITHMS[algorithm], *extra]
@@ -122,7 +122,7 @@ def test_sigterm_then_sigint_then_resume_equals_an_uninterrupted_run(algorithm, 
 
 def test_signal_before_the_first_training_step_leaves_a_run_that_the_same_command_starts(hopper_random_file,
                                                                                          tmp_path):
-    cmd = command("td3_bc", hopper_random_file, tmp_path) + ["--config.total_steps=40"]
+    cmd = command("td3_bc", hopper_random_file, tmp_path, steps=40)
     run_dir = tmp_path / "run"
     status, err = interrupt(cmd, run_dir, signal.SIGINT, 0, 0.0)
     line = one_line(err)
