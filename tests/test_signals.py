@@ -138,3 +138,29 @@ def test_signal_before_the_first_training_step_leaves_a_run_that_the_same_comman
     done = subprocess.run(cmd, env=environment(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert eval_rows(run_dir) == 2 and latest_step(run_dir) == 40
+
+
+def test_a_second_signal_stops_at_once_keeping_the_last_checkpoint(hopper_random_file, tmp_path):
+    """SIGTERM then SIGINT within one long interval: the second one does not wait for the interval to end, and the
+    checkpoint before it stays the latest. (Two signals of the same kind that arrive while the interval's compiled
+    call runs reach Python as one, so the test sends two kinds.)"""
+    cmd = [a for a in command("td3_bc", hopper_random_file, tmp_path, steps=8000)
+           if not a.startswith(("--config.eval_every=", "--config.checkpoint_every="))]
+    cmd += ["--config.eval_every=4000", "--config.checkpoint_every=4000"]
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(cmd, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and process.poll() is None and not (run_dir / "checkpoints" / "LATEST").exists():
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=600)
+    line = one_line(err)
+    assert process.returncode in (130, 143), (process.returncode, err)
+    assert "(second signal), after step 4000; last checkpoint: step 4000; continue with --config.resume=True" in line
+    assert latest_step(run_dir) == 4000 and not list(run_dir.rglob("*.tmp"))
+    done = subprocess.run(cmd + ["--config.resume=True"], env=environment(), capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert latest_step(run_dir) == 8000
