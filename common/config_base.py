@@ -27,8 +27,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.log_dir = "runs"  # a run writes to log_dir/run_name/
     c.run_name = ""  # "" = <algorithm>_<dataset>_s<seed>
     c.overwrite = False  # replace an existing run directory (otherwise refused)
-    c.checkpoint_every = 0  # gradient steps between checkpoints (a multiple of eval_every); 0 = only at the end
+    c.checkpoint_every = 50_000  # gradient steps between checkpoints (at the first interval end past each
+    #   multiple); 0 = only at the end. SIGTERM / SIGINT always checkpoint the interval they stop.
     c.resume = False  # continue the run in log_dir/run_name from its latest checkpoint
+    c.resume_changes = ""  # comma-separated config fields a resume may change (e.g. "critic_lr" after a divergence)
     c.progress = True  # tqdm progress bar
     c.tensorboard = False  # also write TensorBoard events (needs tensorboardX)
     c.wandb = False  # also log to Weights & Biases (needs wandb; offline unless configured)

@@ -22,6 +22,8 @@ from typing import NamedTuple
 import numpy as np
 
 REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals")
+# An .npz file's own next_observations (hdf5 files keep d4rl's obs[i + 1] rule and ignore theirs)
+FILE_NEXT_OBSERVATIONS = "next_observations/file"
 ACTION_TOLERANCE = 1e-3
 DEFAULT_MAX_EPISODE_STEPS = 1000
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -92,6 +94,7 @@ class Dataset(NamedTuple):
             "episodes": int(self.episode_returns.shape[0]),
             "obs_dim": int(t.observations.shape[1]),
             "act_dim": int(t.actions.shape[1]),
+            **({"next_observations": "from the file"} if self.metadata.get("next_observations") else {}),
         }
 
 
@@ -106,27 +109,44 @@ def validate_raw(raw: dict, source: str) -> None:
         if key not in raw:
             raise DatasetError(f"{source}: missing key '{key}' (a dataset needs {', '.join(REQUIRED_KEYS)})")
     n = raw["observations"].shape[0] if raw["observations"].ndim else 0
-    for key in REQUIRED_KEYS + ("timeouts",):
-        if key in raw and (raw[key].ndim == 0 or raw[key].shape[0] != n):
+    present = [key for key in REQUIRED_KEYS + ("timeouts", FILE_NEXT_OBSERVATIONS) if key in raw]
+    for key in present:
+        if raw[key].ndim == 0 or raw[key].shape[0] != n:
             shape = raw[key].shape
-            raise DatasetError(f"{source}: length mismatch: '{key}' has shape {shape}, observations have {n} rows")
+            raise DatasetError(f"{source}: length mismatch: '{key.split('/')[0]}' has shape {shape}, observations "
+                               f"have {n} rows")
     if raw["observations"].ndim != 2 or raw["actions"].ndim != 2:
         raise DatasetError(
             f"{source}: observations and actions must be 2-D, got {raw['observations'].shape} "
             f"and {raw['actions'].shape}"
         )
-    for key in REQUIRED_KEYS + ("timeouts",):
-        dtype = np.asarray(raw[key]).dtype if key in raw else np.dtype(bool)
+    for key in ("rewards", "terminals", "timeouts"):
+        if key in raw and not (raw[key].ndim == 1 or raw[key].shape[1:] == (1,)):
+            raise DatasetError(f"{source}: '{key}' must hold one value per row, shape ({n},), got {raw[key].shape}")
+    if FILE_NEXT_OBSERVATIONS in raw and raw[FILE_NEXT_OBSERVATIONS].shape != raw["observations"].shape:
+        raise DatasetError(f"{source}: 'next_observations' has shape {raw[FILE_NEXT_OBSERVATIONS].shape}, "
+                           f"observations have {raw['observations'].shape}")
+    for key in present:
+        dtype = np.asarray(raw[key]).dtype
         if not (np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.bool_)):
-            raise DatasetError(f"{source}: '{key}' must be numeric, got dtype {dtype}")
+            raise DatasetError(f"{source}: '{key.split('/')[0]}' must be numeric, got dtype {dtype}")
     if n < 2:
         raise DatasetError(f"{source}: only {n} rows; a transition needs at least 2")
-    for key in ("observations", "actions", "rewards"):
+    for key in ("observations", "actions", "rewards") + ((FILE_NEXT_OBSERVATIONS,) if FILE_NEXT_OBSERVATIONS in raw
+                                                         else ()):
         values = np.asarray(raw[key])
         bad = ~np.isfinite(values)
         if bad.any():
             row = int(np.argwhere(bad)[0][0])
-            raise DatasetError(f"{source}: non-finite value in '{key}' (first at row {row})")
+            raise DatasetError(f"{source}: non-finite value in '{key.split('/')[0]}' (first at row {row})")
+    for key in ("terminals", "timeouts"):
+        values = np.asarray(raw[key]).reshape(-1) if key in raw else None
+        if values is not None and values.dtype != np.bool_:
+            bad = ~((values == 0) | (values == 1))
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise DatasetError(f"{source}: '{key}' must be boolean or exactly 0/1, found {values[row].item()!r} "
+                                   f"at row {row}")
     worst = float(np.abs(raw["actions"]).max())
     if worst > 1.0 + ACTION_TOLERANCE:
         raise DatasetError(f"{source}: actions must lie in [-1, 1]; found |action| = {worst:.4g}")
@@ -183,17 +203,45 @@ def episode_returns(raw: dict, max_episode_steps: int = DEFAULT_MAX_EPISODE_STEP
     return np.diff(np.concatenate([[0.0], cumulative]))
 
 
+def transitions_view(raw: dict) -> Transitions:
+    """A transitions file: every row is its own (s, a, r, s', terminal), with s' from the file."""
+    return Transitions(
+        observations=np.asarray(raw["observations"], np.float32),
+        actions=np.asarray(raw["actions"], np.float32),
+        rewards=np.asarray(raw["rewards"], np.float32).reshape(-1),
+        next_observations=np.asarray(raw[FILE_NEXT_OBSERVATIONS], np.float32),
+        dones=np.asarray(raw["terminals"], bool).reshape(-1).astype(np.float32),
+    )
+
+
+def next_observations_disagree(raw: dict, max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS) -> bool:
+    """Whether a file's next_observations differ from obs[i + 1] at some row inside an episode."""
+    inside = ~episode_ends(raw, max_episode_steps)[:-1]
+    obs = np.asarray(raw["observations"], np.float32)
+    nxt = np.asarray(raw[FILE_NEXT_OBSERVATIONS], np.float32)[:-1]
+    return not np.allclose(nxt[inside], obs[1:][inside], rtol=1e-5, atol=1e-6)
+
+
 def from_raw(raw: dict, name: str, env_id: str | None, source: str, metadata: dict | None = None,
              max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS) -> Dataset:
-    """Validates raw arrays and builds the Dataset (Q-learning view + episode returns)."""
+    """Validates raw arrays and builds the Dataset (Q-learning view + episode returns).
+
+    An .npz file whose next_observations disagree with obs[i + 1] inside episodes is a transitions file (e.g.
+    shuffled rows): its own next_observations are used, every row is kept, episodes are unknown, and the
+    dataset stats say "next_observations": "from the file".
+    """
     validate_raw(raw, source)
+    metadata = dict(metadata or {})
+    if FILE_NEXT_OBSERVATIONS in raw and next_observations_disagree(raw, max_episode_steps):
+        metadata["next_observations"] = "from the file"
+        return Dataset(name, env_id, transitions_view(raw), np.zeros(0, np.float64), source, metadata)
     if not episode_ends(raw, max_episode_steps).any():
         raise DatasetError(f"{source}: no episode end at all (no terminal or timeout in {len(raw['rewards'])} rows)")
     transitions = qlearning_view(raw, max_episode_steps)
     if transitions.rewards.shape[0] == 0:
         raise DatasetError(f"{source}: no usable transition after dropping timeouts")
     returns = episode_returns(raw, max_episode_steps)
-    return Dataset(name, env_id, transitions, returns, source, dict(metadata or {}))
+    return Dataset(name, env_id, transitions, returns, source, metadata)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -254,6 +302,8 @@ def read_npz(path: str | Path) -> tuple[dict, dict]:
     metadata = {}
     for key in [k for k in raw if k.startswith("metadata/")]:
         metadata[key.split("/", 1)[1]] = _plain(raw.pop(key))
+    if "next_observations" in raw:  # compared with obs[i + 1] once validated (see from_raw)
+        raw[FILE_NEXT_OBSERVATIONS] = raw.pop("next_observations")
     return raw, metadata
 
 

@@ -22,7 +22,8 @@ def make_env(env_id: str) -> gym.Env:
             warnings.filterwarnings("ignore", message=".*is out of date.*")
             env = gym.make(env_id)
     except Exception as e:  # gymnasium raises several types for unknown or unavailable ids
-        raise DatasetError(f"cannot make evaluation env '{env_id}': {str(e).splitlines()[0]}") from None
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else f"{type(e).__name__} (no message)"
+        raise DatasetError(f"cannot make evaluation env '{env_id}': {reason}") from None
     if not isinstance(env.observation_space, gym.spaces.Box) or not isinstance(env.action_space, gym.spaces.Box):
         raise DatasetError(f"evaluation env '{env_id}' must have Box observations and actions")
     return env

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from pathlib import Path
 
@@ -15,18 +16,56 @@ import numpy as np
 
 
 def write_json_atomic(path: Path, payload) -> None:
+    """Strict JSON (NaN and infinities become null), written to a temporary file and renamed into place; the
+    temporary file is removed if writing fails (a full disk, an interrupt)."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=2, default=_json_default)
-        f.write("\n")
-    os.replace(tmp, path)
+    text = json.dumps(strict_json(payload), indent=2, default=_json_default, allow_nan=False) + "\n"
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def append_history(run_dir: Path, entry: dict) -> None:
+    """One JSON line per start or resume of a run (history.jsonl); config.json keeps the original config."""
+    with open(Path(run_dir) / "history.jsonl", "a") as f:
+        f.write(json.dumps(strict_json(entry), default=_json_default, allow_nan=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_history(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / "history.jsonl"
+    if not path.exists():
+        return []
+    entries = []
+    for line in path.read_text().splitlines():
+        try:
+            entries.append(json.loads(line))
+        except ValueError:  # a line cut short by a crash
+            continue
+    return entries
+
+
+def strict_json(value):
+    """A copy of `value` with every non-finite float replaced by None (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    if isinstance(value, (np.ndarray, np.generic)):
+        return strict_json(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _json_default(value):
     if isinstance(value, (np.generic, np.ndarray)):
         return value.tolist()
-    if isinstance(value, tuple):
-        return list(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
@@ -38,7 +77,8 @@ def truncate_csv(path: Path, max_step: int) -> None:
         rows = list(csv.reader(f))
     if not rows:
         return
-    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= max_step]
+    # a row cut short by a crash or a full disk has fewer cells than the header: dropped too
+    kept = [rows[0]] + [r for r in rows[1:] if len(r) == len(rows[0]) and r[0].isdigit() and int(r[0]) <= max_step]
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="") as f:
         csv.writer(f).writerows(kept)
@@ -67,7 +107,8 @@ class RunLogger:
     """Writes one run directory. `members` label each vmapped run: [{"seed": 0, ...swept values}, ...]."""
 
     def __init__(self, run_dir: Path, members: list[dict], metric_names: list[str], resume_step: int | None = None,
-                 tensorboard: bool = False, wandb: bool = False, config: dict | None = None):
+                 tensorboard: bool = False, wandb: bool = False, config: dict | None = None,
+                 evaluate: bool = True):
         self.run_dir, self.members = Path(run_dir), members
         self.member_keys = list(members[0].keys())
         self.metric_names = list(metric_names)
@@ -75,8 +116,8 @@ class RunLogger:
             truncate_csv(self.run_dir / "metrics.csv", resume_step)
             truncate_csv(self.run_dir / "eval.csv", resume_step)
         self.metrics = CsvLog(self.run_dir / "metrics.csv", ["step", *self.member_keys, *self.metric_names])
-        self.evals = CsvLog(self.run_dir / "eval.csv",
-                            ["step", *self.member_keys, "return", "return_std", "normalized_score"])
+        self.evals = CsvLog(self.run_dir / "eval.csv", ["step", *self.member_keys, "return", "return_std",
+                                                          "normalized_score"]) if evaluate else None
         self.tb = self._tensorboard() if tensorboard else None
         self.wandb = self._wandb(config) if wandb else None
 
@@ -117,7 +158,8 @@ class RunLogger:
 
     def close(self):
         self.metrics.close()
-        self.evals.close()
+        if self.evals is not None:
+            self.evals.close()
         if self.tb is not None:
             self.tb.close()
         if self.wandb is not None:

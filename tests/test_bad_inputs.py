@@ -151,6 +151,14 @@ BAD_DATA = {
                                  r"'observations'", {}),
     "batch larger than the dataset": (lambda r: _keep_rows(r, 40), r"fewer than one batch \(batch_size=64\)",
                                       {"batch_size": "64"}),
+    "rewards of rank 2": (lambda r: r.update(rewards=np.stack([r["rewards"], r["rewards"]], axis=1)),
+                          r"'rewards' must hold one value per row, shape \(300,\), got \(300, 2\)", {}),
+    "terminals stored as 0.4": (lambda r: r.update(terminals=np.where(r["terminals"], 1.0, 0.0)) or
+                                r["terminals"].__setitem__(12, 0.4),
+                                r"'terminals' must be boolean or exactly 0/1, found 0\.4 at row 12", {}),
+    "timeouts stored as 2": (lambda r: r.update(timeouts=r["timeouts"].astype(np.int64)) or
+                             r["timeouts"].__setitem__(30, 2),
+                             r"'timeouts' must be boolean or exactly 0/1, found 2 at row 30", {}),
 }
 
 
@@ -203,6 +211,11 @@ BAD_CONFIG = {
     "zero hidden width": ({"hidden_dims": "(0,16)"}, r"hidden_dims"),
     "unknown evaluation env": ({"env": "NoSuchEnv-v0", "eval_episodes": "1"},
                                r"cannot make evaluation env 'NoSuchEnv-v0'"),
+    "seed negative": ({"seed": "-1"}, r"seed must be an integer in \[0, 2147483647\].*got -1"),
+    "seed beyond what PRNGKey tells apart": ({"seed": str(2**32)}, r"seed must be an integer in \[0, "),
+    "checkpoint_every negative": ({"checkpoint_every": "-10"}, r"checkpoint_every must be an integer >= 0, got -10"),
+    "resume_changes naming no field": ({"resume_changes": "critic_lr,no_such"},
+                                       r"resume_changes names 'no_such', which is not a config field"),
 }
 
 
@@ -211,6 +224,42 @@ def test_bad_config(case, good_file, tmp_path, capsys):
     fields, pattern = BAD_CONFIG[case]
     refuse_in_process(cli_args(good_file, tmp_path / "runs", **fields), capsys, tmp_path, pattern)
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_field_overridden_twice(good_file, tmp_path, capsys):
+    argv = cli_args(good_file, tmp_path / "runs") + ["--config.hidden_dims=(64,64)"]
+    refuse_in_process(argv, capsys, tmp_path, r"--config\.hidden_dims is given twice .*give each field once")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_env_error_with_an_empty_message(good_file, tmp_path, capsys, monkeypatch):
+    def broken_make(env_id, **kwargs):
+        raise RuntimeError()
+
+    monkeypatch.setattr("common.evaluation.gym.make", broken_make)
+    refuse_in_process(cli_args(good_file, tmp_path / "runs", eval_episodes="1"), capsys, tmp_path,
+                      r"cannot make evaluation env 'Hopper-v4': RuntimeError \(no message\)")
+    assert not (tmp_path / "runs").exists()
+
+
+def _npz(path, raw, **extra):
+    np.savez(path, **raw, **extra, **{"metadata/env_id": np.asarray("Hopper-v4")})
+    return path
+
+
+def test_npz_with_nan_in_next_observations(raw, tmp_path, capsys):
+    nxt = np.concatenate([raw["observations"][1:], raw["observations"][-1:]])
+    nxt[77, 3] = np.nan
+    path = _npz(tmp_path / "hopper-next.npz", raw, next_observations=nxt)
+    refuse_in_process(cli_args(path, tmp_path / "runs"), capsys, tmp_path,
+                      r"non-finite value in 'next_observations' \(first at row 77\)")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_npz_with_next_observations_of_another_shape(raw, tmp_path, capsys):
+    path = _npz(tmp_path / "hopper-next.npz", raw, next_observations=raw["observations"][:, :5])
+    refuse_in_process(cli_args(path, tmp_path / "runs"), capsys, tmp_path,
+                      r"'next_observations' has shape \(300, 5\), observations have \(300, 11\)")
 
 
 def test_unknown_config_file(good_file, tmp_path, capsys):
@@ -304,6 +353,32 @@ def test_resume_with_another_dataset(raw, run_copy, tmp_path, capsys):
     other = write_hdf5(tmp_path / "hopper-other.hdf5", raw, {"env_id": "Hopper-v4"})
     refuse_in_process(cli_args(other, tmp_path / "runs", run_name="tiny", resume="True", total_steps="40"),
                       capsys, tmp_path, r"checkpoint .*step_20 was written with dataset_stats=")
+
+
+def test_resume_with_another_dataset_of_the_same_size(raw, run_copy, tmp_path, capsys):
+    raw["rewards"] = raw["rewards"] + 0.5  # same counts and shapes, other content
+    other = write_hdf5(tmp_path / "hopper-tiny.hdf5", raw, {"env_id": "Hopper-v4"})
+    refuse_in_process(cli_args(other, tmp_path / "runs", run_name="tiny", resume="True", total_steps="40",
+                               eval_episodes="1", checkpoint_every="10"), capsys, tmp_path,
+                      r"resume refused: the dataset's content differs from the one checkpoint .*step_20 was trained on")
+
+
+def test_resume_with_a_changed_learning_rate(good_file, run_copy, tmp_path, capsys):
+    refuse_in_process(cli_args(good_file, tmp_path / "runs", run_name="tiny", resume="True", total_steps="40",
+                               eval_episodes="1", checkpoint_every="10", critic_lr="1e-5"), capsys, tmp_path,
+                      r"resume refused: config differs from checkpoint .*step_20: critic_lr 0\.0003 -> 1e-05 "
+                      r"\(to continue with the change, add --config\.resume_changes=critic_lr\)")
+
+
+def test_run_directory_locked_by_another_run(good_file, run_copy, tmp_path, capsys):
+    import fcntl
+
+    with open(run_copy / ".lock", "w") as holder:  # what a live run holds (flock is per open file)
+        holder.write("4242\n")
+        holder.flush()
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        refuse_in_process(cli_args(good_file, tmp_path / "runs", run_name="tiny", overwrite="True"), capsys,
+                          tmp_path, r"run directory .*tiny is in use by another run \(pid 4242\)")
 
 
 # ------------------------------------------------------------------------------------------------

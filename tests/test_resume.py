@@ -86,10 +86,12 @@ def test_killed_and_resumed_runs_equal_an_uninterrupted_run_bit_for_bit(algorith
 
 
 def test_divergence_stops_with_status_3_and_keeps_the_last_checkpoint(hopper_random_file, tmp_path):
-    run_to_end(command("td3_bc", hopper_random_file, tmp_path) + ["--config.total_steps=20"])
+    short = [a for a in command("td3_bc", hopper_random_file, tmp_path) if not a.startswith("--config.total_steps=")]
+    run_to_end(short + ["--config.total_steps=20"])
     checkpoint = tmp_path / "run" / "checkpoints" / "step_20" / "state.msgpack"
     before = checkpoint.read_bytes()
-    diverging = command("td3_bc", hopper_random_file, tmp_path, "--config.resume=True", "--config.critic_lr=1e30")
+    diverging = command("td3_bc", hopper_random_file, tmp_path, "--config.resume=True", "--config.critic_lr=1e30",
+                        "--config.resume_changes=critic_lr")
     result = subprocess.run(diverging, env=environment(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 3, result.stderr[-2000:]
     message = result.stderr.strip().splitlines()[-1]
