@@ -25,7 +25,8 @@ from jax.sharding import PartitionSpec as P
 
 from common import checkpoints
 from common.datasets import Dataset, DatasetError, load_dataset
-from common.evaluation import Evaluator
+from common.domains import check_config_domain
+from common.evaluation import Evaluator, setup_for_dataset
 from common.logger import RunLogger, plot_curves, write_json_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -239,16 +240,24 @@ def run(algorithm: str, make_agent, prepare_data, config, validate_config=None, 
     if stats["transitions"] < config.batch_size:
         raise DatasetError(f"{dataset.source}: {stats['transitions']} transitions, fewer than one batch "
                            f"(batch_size={config.batch_size})")
-    env_id = config.env or dataset.env_id
-    if config.eval_episodes and not env_id:
+    setup = setup_for_dataset(dataset, config.env)
+    if config.eval_episodes and setup is None:
         raise ConfigError(f"cannot infer the evaluation env of dataset '{config.dataset}': set --config.env")
+    if setup is not None:
+        try:
+            warning = check_config_domain(config.get("domain"), setup, config.dataset)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        if warning:
+            print(warning, file=sys.stderr)
+    env_id = setup.env_id if setup is not None else None
 
     agent = make_agent(config, dataset)
     members, hparams = build_members(config, agent.hparams)
     is_main = jax.process_index() == 0  # with several processes, process 0 evaluates and writes
     evaluator = None
     if config.eval_episodes and is_main:
-        evaluator = Evaluator(env_id, agent.act, len(members), config.eval_episodes, stats["obs_dim"],
+        evaluator = Evaluator(setup, agent.act, len(members), config.eval_episodes, stats["obs_dim"],
                               stats["act_dim"], config.seed)
 
     run_dir = Path(config.log_dir).expanduser() / run_name(algorithm, config)
@@ -334,6 +343,7 @@ def run(algorithm: str, make_agent, prepare_data, config, validate_config=None, 
 
     summary = make_summary(algorithm, config, env_id, stats, members, eval_history,
                            (config.total_steps - start_step) / max(train_seconds, 1e-9), compile_seconds)
+    summary["evaluation"] = setup.describe() if setup is not None else None
     summary["run_dir"] = str(run_dir)
     if not is_main:
         return summary
@@ -407,8 +417,10 @@ def main(algorithm, make_agent, prepare_data, argv=None, default_config="", vali
     if jax.process_index() != 0:
         return 0
     final = summary["normalized_score_final_mean"]
-    print(f"{algorithm} on {summary['dataset']}: final normalised score {final:.1f} "
-          f"± {summary['normalized_score_final_std']:.1f} over {summary['num_seeds']} seed(s); "
+    score = "n/a (no reference scores)" if np.isnan(final) else \
+        f"{final:.1f} ± {summary['normalized_score_final_std']:.1f}"
+    print(f"{algorithm} on {summary['dataset']}: final normalised score {score} "
+          f"over {summary['num_seeds']} seed(s); "
           f"{summary['steps_per_second']:.0f} steps/s (all seeds together)")
     if len(summary["members"]) > summary["num_seeds"]:
         print(sweep_table(summary))
