@@ -234,10 +234,8 @@ def check_score(summary, env_id, formula):
 
 @pytest.mark.parametrize("config, name, env_id, formula", [
     ("misa_antmaze.py", "real-file-path", "AntMazeD4RL_UMaze-v0", lambda r: 100.0 * r),
-    ("cql_antmaze.py", "antmaze-umaze-v2", "AntMazeD4RL_UMaze-v0", lambda r: 100.0 * r),
     ("misa_adroit.py", "pen-human-v0", "AdroitHandPen-v1", lambda r: 100 * (r - 96.262799) / (3076.8331 - 96.262799)),
     ("misa_kitchen.py", "kitchen-partial-v0", "FrankaKitchen-v1", lambda r: 25.0 * r),
-    ("misa_mujoco.py", "ant-medium-v2", "Ant-v4", lambda r: 100 * (r + 325.6) / (3879.7 + 325.6)),
 ])
 def test_config_trains_and_scores_from_a_d4rl_file(config, name, env_id, formula, d4rl_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("D4RL_DATASET_DIR", str(d4rl_dir))
@@ -248,7 +246,7 @@ def test_config_trains_and_scores_from_a_d4rl_file(config, name, env_id, formula
     check_score(summary, env_id, formula)
     assert summary["evaluation"]["ref_source"].startswith("d4rl")
     assert summary["dataset_stats"]["obs_dim"] == {"AntMazeD4RL_UMaze-v0": 29, "AdroitHandPen-v1": 45,
-                                                   "FrankaKitchen-v1": 60, "Ant-v4": 111}[env_id]
+                                                   "FrankaKitchen-v1": 60}[env_id]
 
 
 def zero_policy_returns(dataset, episodes=1, env=""):
@@ -273,13 +271,16 @@ def test_antmaze_short_file_name_by_path_is_antmaze(d4rl_dir, tmp_path):
     assert returns.shape == (1, 1) and returns[0, 0] in (0.0, 1.0)
 
 
-def test_ant_padding_only_for_ant_locomotion_data(d4rl_dir, tmp_path):
+def test_ant_padding_only_for_ant_locomotion_data(d4rl_dir, tmp_path, monkeypatch):
     raw = rollout(domains.setup_for_d4rl("ant-medium-v2"), 120, 60)  # 27 dims: no padding
     assert raw["observations"].shape[1] == 27
     path = write_d4rl(tmp_path, "ant-medium-v2", raw)
     assert evaluation.setup_for_dataset(datasets.load_dataset(str(path))).adapter == "identity"
-    data = datasets.load_dataset(str(d4rl_dir / "ant_medium-v2.hdf5"))
-    assert evaluation.setup_for_dataset(data).adapter == "pad_ant_111"
+    monkeypatch.setenv("D4RL_DATASET_DIR", str(d4rl_dir))
+    data = datasets.load_dataset("ant-medium-v2")  # d4rl's 111 dims: Ant-v4's 27 + zeros, D4RL's ant refs
+    setup, returns = zero_policy_returns(data)
+    assert (setup.env_id, setup.adapter, data.stats["obs_dim"]) == ("Ant-v4", "pad_ant_111", 111)
+    np.testing.assert_allclose(evaluation.normalized(setup, returns), 100 * (returns + 325.6) / (3879.7 + 325.6))
     maze = datasets.load_dataset(str(d4rl_dir / domains.D4RL_DATASETS["antmaze-umaze-v2"]["file"]))
     assert evaluation.setup_for_dataset(maze).adapter == "identity"
 
@@ -373,11 +374,28 @@ def test_minari_dataset_is_evaluated_on_its_spec_with_its_refs(case, tmp_path, m
         assert setup.adapter == "flatten_dict" and data.metadata["observation_keys"][0].startswith("achieved_goal")
 
 
-def test_misa_adroit_trains_and_scores_from_a_minari_dataset(tmp_path, monkeypatch):
-    env_id, kwargs, refs, horizon = MINARI_CASES["pen"]
+def test_cql_antmaze_trains_and_scores_from_a_minari_dataset(tmp_path, monkeypatch):
+    env_id, kwargs, refs, horizon = MINARI_CASES["antmaze"]
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
-    make_minari("test/pen/tiny-v0", env_id, 100, horizon, refs, **kwargs)
-    status, summary = run_cli("misa_adroit.py", "minari:test/pen/tiny-v0", tmp_path / "runs", "m")
+    make_minari("test/antmaze/tiny-v0", env_id, 100, horizon, refs, **kwargs)
+    status, summary = run_cli("cql_antmaze.py", "minari:test/antmaze/tiny-v0", tmp_path / "runs", "m")
     assert status == 0
     check_score(summary, env_id, lambda r: 100 * (r - refs[0]) / (refs[1] - refs[0]))
-    assert summary["evaluation"]["ref_source"].startswith("minari")
+    ev = summary["evaluation"]
+    assert ev["ref_source"].startswith("minari") and ev["env_spec_source"] == "eval_env_spec"
+    assert ev["horizon"] == horizon and ev["env_kwargs"]["continuing_task"] is True
+
+
+def test_gymnasium_robotics_antmaze_is_a_mirrored_frame_and_another_ant():
+    """Why AntMaze is not evaluated on gymnasium-robotics' env: in umaze the goal lies 8 *below* the start
+    there (8 above in d4rl's frame, which AntMazeD4RL keeps), and its ant has gear 150 at timestep 0.01."""
+    d4rl_envs.import_gymnasium_robotics()
+    env = gym.make("AntMaze_UMaze-v4", continuing_task=False)
+    obs, _ = env.reset(seed=0, options={"goal_cell": np.array([3, 1]), "reset_cell": np.array([1, 1])})
+    delta = obs["desired_goal"] - obs["achieved_goal"]
+    assert abs(delta[0]) < 2.0 and -10.0 < delta[1] < -6.0
+    u = env.unwrapped.ant_env
+    assert u.model.opt.timestep == pytest.approx(0.01) and np.all(u.model.actuator_gear[:, 0] == 150)
+    ours = gym.make("AntMazeD4RL_UMaze-v0")
+    _, info = ours.reset(seed=0)
+    assert 6.0 < info["goal"][1] < 10.0
