@@ -116,7 +116,7 @@ def d4rl_dir(tmp_path_factory):
     """D4RL_DATASET_DIR with one tiny file per domain under d4rl's own file names."""
     root = tmp_path_factory.mktemp("d4rl")
     for name, rows, episode in (("antmaze-umaze-v2", 300, 100), ("pen-human-v0", 300, 100),
-                                ("door-human-v1", 300, 100), ("kitchen-partial-v0", 200, 100),
+                                ("kitchen-partial-v0", 200, 100),
                                 ("ant-medium-v2", 300, 100)):
         setup = domains.setup_for_d4rl(name, domains.D4RL_ANT_OBS_DIM if name.startswith("ant-") else None)
         write_d4rl(root, name, rollout(setup, rows, episode))
@@ -158,25 +158,42 @@ def test_antmaze_env_is_d4rls_maze_start_goal_and_ant():
     np.testing.assert_allclose(obs[:15], u.data.qpos[:15]) and np.testing.assert_allclose(obs[15:], u.data.qvel[:14])
 
 
-def d4rl_door_reward(u):
-    """d4rl's door-v0 reward, written from hand_manipulation_suite/door_v0.py's formula."""
-    handle, palm = u.data.site_xpos[u.handle_site_id], u.data.site_xpos[u.grasp_site_id]
-    door = u.data.qpos[u.door_hinge_addrs]
-    reward = -0.1 * np.linalg.norm(palm - handle) - 0.1 * (door - 1.57) ** 2 - 1e-5 * np.sum(u.data.qvel ** 2)
-    return reward + 2 * (door > 0.2) + 8 * (door > 1.0) + 10 * (door > 1.35)
+def d4rl_reward(task, u):
+    """d4rl's dense reward, written from hand_manipulation_suite/{door,hammer,relocate}_v0.py's formulas."""
+    d = u.data
+    if task == "door":
+        handle, palm, door = d.site_xpos[u.handle_site_id], d.site_xpos[u.grasp_site_id], d.qpos[u.door_hinge_addrs]
+        reward = -0.1 * np.linalg.norm(palm - handle) - 0.1 * (door - 1.57) ** 2 - 1e-5 * np.sum(d.qvel ** 2)
+        return float(reward + 2 * (door > 0.2) + 8 * (door > 1.0) + 10 * (door > 1.35))
+    obj, palm = d.xpos[u.obj_body_id], d.site_xpos[u.S_grasp_site_id]
+    target = d.site_xpos[u.target_obj_site_id]
+    if task == "hammer":
+        tool, goal = d.site_xpos[u.tool_site_id], d.site_xpos[u.goal_site_id]
+        nail = np.linalg.norm(target - goal)
+        reward = -0.1 * np.linalg.norm(palm - obj) - np.linalg.norm(tool - target) - 10 * nail
+        reward -= 1e-2 * np.linalg.norm(d.qvel)
+        return float(reward + 2 * (obj[2] > 0.04 and tool[2] > 0.04) + 25 * (nail < 0.02) + 75 * (nail < 0.01))
+    reward = -0.1 * np.linalg.norm(palm - obj)
+    if obj[2] > 0.04:
+        reward += 1.0 - 0.5 * np.linalg.norm(palm - target) - 0.5 * np.linalg.norm(obj - target)
+    return float(reward + 10 * (np.linalg.norm(obj - target) < 0.1) + 20 * (np.linalg.norm(obj - target) < 0.05))
 
 
-def test_adroit_door_reward_is_d4rls_and_pen_horizon_is_100():
-    env = evaluation.make_env(domains.setup_for_d4rl("door-human-v0"))
-    raw_env = evaluation.make_env(domains.setup_for_d4rl("door-human-v0")._replace(reward_fix=""))
+@pytest.mark.parametrize("task", ["door", "hammer", "relocate"])
+def test_adroit_reward_is_d4rls(task):
+    setup = domains.setup_for_d4rl(f"{task}-human-v0")
+    env, raw_env = evaluation.make_env(setup), evaluation.make_env(setup._replace(reward_fix=""))
     env.reset(seed=3), raw_env.reset(seed=3)
     rng = np.random.default_rng(0)
     for _ in range(20):
-        action = rng.uniform(-1, 1, 28)
+        action = rng.uniform(-1, 1, env.action_space.shape)
         _, reward, *_ = env.step(action)
         _, raw_reward, *_ = raw_env.step(action)
-        assert reward == pytest.approx(float(d4rl_door_reward(env.unwrapped)), abs=1e-9)
-        assert raw_reward > reward  # the uncorrected env adds the palm-handle distance instead
+        assert reward == pytest.approx(d4rl_reward(task, env.unwrapped), abs=1e-9)
+        assert raw_reward > reward  # the uncorrected env adds the palm-object distance instead
+
+
+def test_adroit_pen_horizon_is_100():
     pen = evaluation.make_env(domains.setup_for_d4rl("pen-human-v1"))
     pen.reset(seed=0)
     steps = 0
@@ -399,3 +416,24 @@ def test_gymnasium_robotics_antmaze_is_a_mirrored_frame_and_another_ant():
     ours = gym.make("AntMazeD4RL_UMaze-v0")
     _, info = ours.reset(seed=0)
     assert 6.0 < info["goal"][1] < 10.0
+
+
+def test_mujoco4_shim_touches_only_gymnasium_robotics_joint_helpers():
+    import mujoco
+    from gymnasium_robotics.utils import mujoco_utils
+
+    def hopper_return():
+        env = gym.make("Hopper-v4")
+        env.reset(seed=0)
+        return sum(env.step(np.full(3, 0.3))[1] for _ in range(30))
+
+    before = hopper_return()
+    d4rl_envs.mujoco4_enum_shim()
+    assert hopper_return() == before  # locomotion is untouched
+    assert isinstance(mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint)  # the real module keeps its enums
+    model = mujoco.MjModel.from_xml_string(
+        '<mujoco><worldbody><body><joint name="robot:j" type="hinge"/><geom size=".1"/></body></worldbody></mujoco>')
+    data = mujoco.MjData(model)
+    data.qpos[0] = 0.25
+    qpos, _ = mujoco_utils.robot_get_obs(model, data, ["robot:j"])  # asserts on the joint type (failed on 4.0.0)
+    assert float(qpos) == 0.25
