@@ -64,8 +64,8 @@ def _minari_setup(dataset: Dataset, env_override: str) -> EvalSetup:
     ref_source = f"minari metadata ({meta['minari_id']})" if ref else "none (the dataset has no ref scores)"
     score = "100 * (return - min) / (max - min)" if ref else "n/a (no reference returns)"
     adapter = "flatten_dict" if meta.get("observation_keys") else "identity"
-    if env_override:
-        setup = domains.setup_for_env(env_override, "config.env", ref, ref_source)
+    if env_override and env_override != meta.get("env_spec_id"):  # the dataset's refs belong to its own env
+        setup = domains.setup_for_env(env_override, "config.env", None, "none (env set by config.env)")
         return setup._replace(adapter=adapter)
     spec_source = meta.get("env_spec_source") or ""
     if not spec_source:
