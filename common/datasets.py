@@ -15,7 +15,6 @@ timeouts.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import NamedTuple
 
@@ -41,25 +40,6 @@ REFERENCE_RETURNS = {
     "relocate": (-6.425911, 4233.877797),
     "kitchen": (0.0, 4.0),
 }
-
-# Dataset family -> gymnasium id of the evaluation env (same model, rewards and observations).
-ENV_IDS = {
-    "hopper": "Hopper-v4",
-    "halfcheetah": "HalfCheetah-v4",
-    "walker2d": "Walker2d-v4",
-    "ant": "Ant-v4",
-    "pen": "AdroitHandPen-v1",
-    "hammer": "AdroitHandHammer-v1",
-    "door": "AdroitHandDoor-v1",
-    "relocate": "AdroitHandRelocate-v1",
-    "kitchen": "FrankaKitchen-v1",
-    "antmaze-umaze": "AntMaze_UMaze-v4",
-    "antmaze-medium": "AntMaze_Medium-v4",
-    "antmaze-large": "AntMaze_Large-v4",
-}
-
-D4RL_NAME = re.compile(r"^(?P<env>[a-z0-9]+(?:-(?:umaze|medium|large))?)-(?P<level>[a-z-]+?)-v(?P<version>\d+)$")
-
 
 class DatasetError(ValueError):
     """A dataset that cannot be used; the message is one line that names the problem."""
@@ -321,13 +301,26 @@ def _plain(value):
 
 
 def load_file(path: str | Path, name: str | None = None, env_id: str | None = None) -> Dataset:
+    """Reads a D4RL-layout file. A file d4rl made (named as d4rl caches it, or by the derived short
+    name) is evaluated with its D4RL protocol; a file this project generated names its env in its
+    metadata; anything else has no env until --config.env names one (no guessing from the name)."""
+    from common import domains
+
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"dataset file not found: {path}")
     raw, metadata = read_npz(path) if path.suffix == ".npz" else read_hdf5(path)
-    name = name or path.stem
-    env_id = env_id or metadata.get("env_id") or infer_env_id(name)
+    d4rl_name = None if metadata.get("env_id") else domains.d4rl_name_of(name or path.name) or \
+        domains.d4rl_name_of(path.name)
     max_steps = int(metadata.get("max_episode_steps", DEFAULT_MAX_EPISODE_STEPS))
+    if d4rl_name:
+        obs = raw.get("observations")
+        setup = domains.setup_for_d4rl(d4rl_name, obs.shape[-1] if getattr(obs, "ndim", 0) == 2 else None)
+        metadata["d4rl_name"] = d4rl_name
+        env_id = env_id or setup.env_id
+        max_steps = setup.horizon  # d4rl's rule for files without timeouts uses the env's horizon
+    name = name or d4rl_name or path.stem
+    env_id = env_id or metadata.get("env_id")
     return from_raw(raw, name, env_id, str(path), metadata, max_steps)
 
 
@@ -341,9 +334,11 @@ def d4rl_dir() -> Path:
 
 
 def d4rl_filename(name: str) -> str:
-    """The file d4rl downloads for a dataset name: 'hopper-medium-replay-v2' -> 'hopper_medium_replay-v2.hdf5'."""
-    stem, version = name.rsplit("-v", 1)
-    return f"{stem.replace('-', '_')}-v{version}.hdf5"
+    """The file d4rl caches for a dataset name ('hopper-medium-replay-v0' -> 'hopper_mixed.hdf5'); for a
+    name outside d4rl's table, the derived short name ('x-medium-v2' -> 'x_medium-v2.hdf5')."""
+    from common import domains
+
+    return domains.d4rl_files(name)[0]
 
 
 def shipped_datasets() -> list[str]:
@@ -367,11 +362,11 @@ def dataset_family(name_or_env: str) -> str | None:
 
 
 def infer_env_id(name: str) -> str | None:
-    lowered = name.lower()
-    for prefix in sorted(ENV_IDS, key=len, reverse=True):
-        if lowered.startswith(prefix):
-            return ENV_IDS[prefix]
-    return None
+    """The evaluation env of a D4RL dataset name or file name; None for anything else (never a guess)."""
+    from common import domains
+
+    d4rl_name = domains.d4rl_name_of(name)
+    return domains.setup_for_d4rl(d4rl_name).env_id if d4rl_name else None
 
 
 def normalized_score(family: str | None, returns):
@@ -395,13 +390,23 @@ def load_dataset(name: str, env_id: str | None = None) -> Dataset:
         return load_file(Path(name).expanduser(), env_id=env_id)
     if name in shipped_datasets():
         return load_file(DATA_DIR / f"{name}.hdf5", name=name, env_id=env_id)
-    if D4RL_NAME.match(name) and infer_env_id(name):
-        path = d4rl_dir() / d4rl_filename(name)
-        if path.is_file():
-            return load_file(path, name=name, env_id=env_id)
+    return _load_d4rl_name(name, env_id)
+
+
+def _load_d4rl_name(name: str, env_id: str | None) -> Dataset:
+    """A D4RL name: d4rl's cached file under D4RL_DATASET_DIR, else the derived short name."""
+    from common import domains
+
+    canonical = domains.d4rl_name_of(name)
+    if canonical:
+        for filename in domains.d4rl_files(canonical):
+            path = d4rl_dir() / filename
+            if path.is_file():
+                return load_file(path, name=canonical, env_id=env_id)
+        looked = " or ".join(domains.d4rl_files(canonical))
         shipped = ", ".join(shipped_datasets()) or "none"
         raise DatasetError(
-            f"D4RL dataset '{name}' not found: looked for {path} (set D4RL_DATASET_DIR); "
+            f"D4RL dataset '{name}' not found: looked for {looked} in {d4rl_dir()} (set D4RL_DATASET_DIR); "
             f"datasets shipped with the project: {shipped}"
         )
     shipped = ", ".join(shipped_datasets()) or "none"

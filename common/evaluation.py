@@ -3,6 +3,10 @@
 Runs (seeds x hyperparameter values) are the leading axis of the policy parameters; each run gets
 `episodes` gymnasium envs. Env seeds depend only on (seed, evaluation round, episode), so a resumed
 run evaluates exactly as an uninterrupted one.
+
+What is evaluated, and how it is scored, is one `EvalSetup` per dataset (see common/domains.py):
+`setup_for_dataset` picks it (D4RL protocol for D4RL files, the dataset's own env spec and
+reference scores for Minari, the env id for generated data or `--config.env`), `make_env` builds it.
 """
 
 from __future__ import annotations
@@ -13,61 +17,184 @@ import gymnasium as gym
 import jax
 import numpy as np
 
-from common.datasets import DatasetError, dataset_family, normalized_score
+from common import domains
+from common.datasets import REFERENCE_RETURNS, Dataset, DatasetError, dataset_family
+from common.domains import EvalSetup
+
+# ----------------------------------------------------------------------------------------------
+# Which setup
+# ----------------------------------------------------------------------------------------------
 
 
-def make_env(env_id: str) -> gym.Env:
+def _locomotion_ref(env_id: str) -> tuple[float, float] | None:
+    family = dataset_family(env_id)
+    if domains.domain_of_env(env_id) == "locomotion" and family in REFERENCE_RETURNS:
+        return REFERENCE_RETURNS[family]
+    return None
+
+
+def setup_for_dataset(dataset: Dataset, env_override: str = "") -> EvalSetup | None:
+    """The evaluation setup of a loaded dataset, or None when nothing says which env evaluates it."""
+    meta, obs_dim = dataset.metadata, dataset.stats["obs_dim"]
+    if meta.get("minari_id"):
+        return _minari_setup(dataset, env_override)
+    name = meta.get("d4rl_name")
+    if name:
+        setup = domains.setup_for_d4rl(name, obs_dim)
+        if not env_override or env_override == setup.env_id:
+            return setup
+        same_task = domains.domain_of_env(env_override) == setup.domain == "locomotion" and \
+            dataset_family(env_override) == setup.task
+        ref = setup.ref if same_task else None
+        return domains.setup_for_env(env_override, "config.env", ref, setup.ref_source if ref else "none", obs_dim)
+    env_id = env_override or dataset.env_id
+    if not env_id:
+        return None
+    ref = _locomotion_ref(env_id)
+    source = "config.env" if env_override else "dataset metadata"
+    return domains.setup_for_env(env_id, source, ref, "d4rl reference returns of the env family" if ref else "none",
+                                 obs_dim)
+
+
+def _minari_setup(dataset: Dataset, env_override: str) -> EvalSetup:
+    """Minari: the dataset's eval_env_spec (else env_spec), its kwargs and horizon; its own refs or n/a."""
+    meta = dataset.metadata
+    low, high = meta.get("ref_min_score"), meta.get("ref_max_score")
+    ref = (float(low), float(high)) if low is not None and high is not None else None
+    ref_source = f"minari metadata ({meta['minari_id']})" if ref else "none (the dataset has no ref scores)"
+    score = "100 * (return - min) / (max - min)" if ref else "n/a (no reference returns)"
+    adapter = "flatten_dict" if meta.get("observation_keys") else "identity"
+    if env_override and env_override != meta.get("env_spec_id"):  # the dataset's refs belong to its own env
+        setup = domains.setup_for_env(env_override, "config.env", None, "none (env set by config.env)")
+        return setup._replace(adapter=adapter)
+    spec_source = meta.get("env_spec_source") or ""
+    if not spec_source:
+        raise DatasetError(f"minari:{meta['minari_id']}: the dataset has no env spec; set --config.env")
+    env_id = meta["env_spec_id"]
+    return EvalSetup(domains.domain_of_env(env_id), dataset_family(env_id), env_id, meta.get("env_spec_kwargs", {}),
+                     meta.get("env_spec_max_episode_steps"), adapter, ref, ref_source, score,
+                     minari_id=meta["minari_id"], env_spec_source=spec_source)
+
+
+# ----------------------------------------------------------------------------------------------
+# Building the env
+# ----------------------------------------------------------------------------------------------
+
+
+def _needs_robotics(env_id: str) -> bool:
+    return domains.domain_of_env(env_id) in ("adroit", "kitchen") or env_id.startswith(("AntMaze_", "PointMaze"))
+
+
+def _make_base(setup: EvalSetup) -> gym.Env:
+    from common import d4rl_envs  # registers AntMazeD4RL_*
+
+    if _needs_robotics(setup.env_id):
+        try:
+            d4rl_envs.import_gymnasium_robotics()
+        except ImportError:
+            raise DatasetError(f"evaluation env '{setup.env_id}' needs gymnasium-robotics "
+                               "(pip install gymnasium-robotics==1.4.2)") from None
+    if setup.minari_id:
+        import minari
+
+        if _robotics_installed():  # Adroit/Kitchen/AntMaze specs: registered, and Kitchen shimmed for mujoco 4
+            d4rl_envs.import_gymnasium_robotics()
+        data = minari.load_dataset(setup.minari_id, download=False)
+        return data.recover_environment(eval_env=setup.env_spec_source == "eval_env_spec")
+    kwargs = dict(setup.env_kwargs)
+    if setup.horizon:
+        kwargs["max_episode_steps"] = setup.horizon
+    with warnings.catch_warnings():  # v4 is chosen on purpose: D4RL's reference scores apply to it
+        warnings.filterwarnings("ignore", message=".*is out of date.*")
+        warnings.filterwarnings("ignore", message=".*reward functions were updated.*")
+        return gym.make(setup.env_id, **kwargs)
+
+
+def _robotics_installed() -> bool:
     try:
-        with warnings.catch_warnings():  # v4 is chosen on purpose: D4RL's reference scores apply to it
-            warnings.filterwarnings("ignore", message=".*is out of date.*")
-            env = gym.make(env_id)
+        import gymnasium_robotics  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def make_env(setup: EvalSetup | str) -> gym.Env:
+    """The evaluation env of a setup, with its reward fix and observation adapter; DatasetError if it can't be built."""
+    from common import d4rl_envs
+
+    setup = domains.setup_for_env(setup, "config.env", _locomotion_ref(setup), "") if isinstance(setup, str) \
+        else setup
+    if setup.reward_fix == "d4rl_adroit_sign":
+        import gymnasium_robotics
+
+        if gymnasium_robotics.__version__ not in d4rl_envs.SIGN_BUG_VERSIONS:
+            raise DatasetError(f"gymnasium-robotics {gymnasium_robotics.__version__}: the Adroit {setup.task} reward "
+                               f"is only checked against D4RL's for {', '.join(d4rl_envs.SIGN_BUG_VERSIONS)}; "
+                               "install gymnasium-robotics==1.4.2")
+    try:
+        env = _make_base(setup)
+    except DatasetError:
+        raise
     except Exception as e:  # gymnasium raises several types for unknown or unavailable ids
         reason = str(e).strip().splitlines()[0] if str(e).strip() else f"{type(e).__name__} (no message)"
-        raise DatasetError(f"cannot make evaluation env '{env_id}': {reason}") from None
+        raise DatasetError(f"cannot make evaluation env '{setup.env_id}': {reason}") from None
+    if setup.reward_fix == "d4rl_adroit_sign":
+        env = d4rl_envs.D4RLAdroitReward(env, setup.task)
+    if setup.adapter == "kitchen_d4rl":
+        env = d4rl_envs.KitchenD4RL(env, setup.env_kwargs["tasks_to_complete"])
+    elif setup.adapter == "flatten_dict" or isinstance(env.observation_space, gym.spaces.Dict):
+        env = d4rl_envs.FlattenSorted(env)
+    elif setup.adapter == "pad_ant_111":
+        env = d4rl_envs.PadObservation(env, domains.D4RL_ANT_OBS_DIM)
     if not isinstance(env.observation_space, gym.spaces.Box) or not isinstance(env.action_space, gym.spaces.Box):
-        raise DatasetError(f"evaluation env '{env_id}' must have Box observations and actions")
+        raise DatasetError(f"evaluation env '{setup.env_id}' must have Box observations and actions")
     return env
 
 
-def observation_padding(env_id: str, env_obs_dim: int, data_obs_dim: int) -> int:
-    """Zeros appended to env observations: D4RL ant data has 111 dims (27 + zero contact forces)."""
-    if dataset_family(env_id) == "ant" and env_obs_dim < data_obs_dim:
-        return data_obs_dim - env_obs_dim
-    return 0
-
-
 def check_env_matches(env: gym.Env, env_id: str, obs_dim: int, act_dim: int) -> None:
-    env_obs = env.observation_space.shape[0] + observation_padding(env_id, env.observation_space.shape[0], obs_dim)
-    env_act = env.action_space.shape[0]
+    env_obs, env_act = env.observation_space.shape[0], env.action_space.shape[0]
     if env_obs != obs_dim:
         raise DatasetError(f"observation size {obs_dim} of the dataset differs from env '{env_id}' ({env_obs})")
     if env_act != act_dim:
         raise DatasetError(f"action size {act_dim} of the dataset differs from env '{env_id}' ({env_act})")
 
 
+def normalized(setup: EvalSetup, returns) -> np.ndarray:
+    """100 * (R - min) / (max - min) with the setup's reference returns; NaN ("n/a") without them."""
+    returns = np.asarray(returns, np.float64)
+    if setup.ref is None:
+        return np.full_like(returns, np.nan)
+    low, high = setup.ref
+    return 100.0 * (returns - low) / (high - low)
+
+
+# ----------------------------------------------------------------------------------------------
+# Evaluator
+# ----------------------------------------------------------------------------------------------
+
+
 class Evaluator:
     """evaluate(policy_params, round_index) -> episode returns of shape (num_runs, episodes)."""
 
-    def __init__(self, env_id: str, act_fn, num_runs: int, episodes: int, obs_dim: int, act_dim: int, seed: int):
-        self.env_id, self.num_runs, self.episodes, self.seed = env_id, num_runs, episodes, seed
-        self.envs = [make_env(env_id) for _ in range(num_runs * episodes)]
-        check_env_matches(self.envs[0], env_id, obs_dim, act_dim)
-        self.pad = observation_padding(env_id, self.envs[0].observation_space.shape[0], obs_dim)
+    def __init__(self, setup: EvalSetup | str, act_fn, num_runs: int, episodes: int, obs_dim: int, act_dim: int,
+                 seed: int):
+        if isinstance(setup, str):
+            setup = domains.setup_for_env(setup, "config.env", _locomotion_ref(setup), "", obs_dim)
+        self.setup, self.env_id = setup, setup.env_id
+        self.num_runs, self.episodes, self.seed = num_runs, episodes, seed
+        self.envs = [make_env(setup)]
+        check_env_matches(self.envs[0], self.env_id, obs_dim, act_dim)
+        self.envs += [make_env(setup) for _ in range(num_runs * episodes - 1)]
         space = self.envs[0].action_space
         self.low, self.high = space.low.astype(np.float64), space.high.astype(np.float64)
         self.rescale = not (np.allclose(self.low, -1.0) and np.allclose(self.high, 1.0))
         # Defined once: params (runs, ...), obs (runs, episodes, obs_dim) -> actions (runs, episodes, act_dim).
         self._act = jax.jit(jax.vmap(act_fn))
-        self.family = dataset_family(env_id)
-
-    def _observe(self, obs):
-        obs = np.asarray(obs, np.float32)
-        return np.pad(obs, (0, self.pad)) if self.pad else obs
 
     def __call__(self, policy_params, round_index: int) -> np.ndarray:
         n = len(self.envs)
         obs = np.stack([
-            self._observe(env.reset(seed=int(self.seed * 1_000_003 + round_index * 10_007 + i))[0])
+            np.asarray(env.reset(seed=int(self.seed * 1_000_003 + round_index * 10_007 + i))[0], np.float32)
             for i, env in enumerate(self.envs)
         ])
         returns = np.zeros(n)
@@ -80,12 +207,12 @@ class Evaluator:
             for i in np.flatnonzero(alive):
                 next_obs, reward, terminated, truncated, _ = self.envs[i].step(actions[i])
                 returns[i] += reward
-                obs[i] = self._observe(next_obs)
+                obs[i] = np.asarray(next_obs, np.float32)
                 alive[i] = not (terminated or truncated)
         return returns.reshape(self.num_runs, self.episodes)
 
     def normalized(self, returns):
-        return normalized_score(self.family, returns)
+        return normalized(self.setup, returns)
 
     def close(self):
         for env in self.envs:

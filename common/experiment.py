@@ -36,7 +36,8 @@ from jax.sharding import PartitionSpec as P
 
 from common import checkpoints
 from common.datasets import Dataset, DatasetError, load_dataset
-from common.evaluation import Evaluator
+from common.domains import check_config_domain
+from common.evaluation import Evaluator, setup_for_dataset
 from common.logger import RunLogger, append_history, plot_curves, read_history, write_json_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -447,6 +448,7 @@ class Job:
     run_dir: Path
     is_main: bool  # with several processes, process 0 evaluates and writes
     fingerprint: str  # sha256 of the arrays trained on
+    setup: Any = None  # the evaluation setup (common/domains.EvalSetup), None when nothing names an env
     evaluator: Evaluator | None = None
     lock: RunLock | None = None
     start: str = "new"  # see start_of
@@ -514,17 +516,25 @@ def prepare(algorithm, make_agent, config, validate_config=None, dataset: Datase
     if stats["transitions"] < config.batch_size:
         raise DatasetError(f"{dataset.source}: {stats['transitions']} transitions, fewer than one batch "
                            f"(batch_size={config.batch_size})")
-    env_id = config.env or dataset.env_id
-    if config.eval_episodes and not env_id:
+    setup = setup_for_dataset(dataset, config.env)
+    if config.eval_episodes and setup is None:
         raise ConfigError(f"cannot infer the evaluation env of dataset '{config.dataset}': set --config.env")
+    if setup is not None:
+        try:
+            warning = check_config_domain(config.get("domain"), setup, config.dataset)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        if warning:
+            print(warning, file=sys.stderr)
+    env_id = setup.env_id if setup is not None else None
     agent = make_agent(config, dataset)
     members, hparams = build_members(config, agent.hparams)
     job = Job(algorithm, config, dataset, env_id, agent, members, hparams,
               Path(config.log_dir).expanduser() / run_name(algorithm, config), jax.process_index() == 0,
-              checkpoints.dataset_fingerprint(dataset.transitions))
+              checkpoints.dataset_fingerprint(dataset.transitions), setup)
     try:
         if config.eval_episodes and job.is_main:
-            job.evaluator = Evaluator(env_id, agent.act, len(members), config.eval_episodes, stats["obs_dim"],
+            job.evaluator = Evaluator(setup, agent.act, len(members), config.eval_episodes, stats["obs_dim"],
                                       stats["act_dim"], config.seed)
         if job.is_main:
             job.lock, job.start = prepare_run_dir(job.run_dir, config)
@@ -716,6 +726,7 @@ def summarise(job: Job, program: Program, progress: Progress) -> dict:
     steps_per_second = trained / max(progress.train_seconds, 1e-9) if trained else None
     summary = make_summary(job.algorithm, config, job.env_id, job.stats, job.members, progress.eval_history,
                            steps_per_second, program.compile_seconds)
+    summary["evaluation"] = job.setup.describe() if job.setup is not None else None
     summary["run_dir"] = str(job.run_dir)
     if not job.is_main:
         return summary

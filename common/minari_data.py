@@ -9,7 +9,10 @@ observation the episode ended in), so the Q-learning view is built per episode:
 Unlike the D4RL row layout (where a timed-out row has no successor and is dropped), a truncated step
 keeps its real next observation here, so no transition is lost. Episodes end at terminations or
 truncations (or at the last step, whichever comes first). Dict observations are flattened by
-concatenating their entries in sorted key order (recorded as metadata["observation_keys"]).
+concatenating their entries in sorted key order (recorded as metadata["observation_keys"]); the
+evaluation env's observations are flattened by the same rule (common/d4rl_envs.FlattenSorted).
+The evaluation env is the dataset's eval_env_spec (else env_spec) with its kwargs and horizon, made by
+Minari's `recover_environment`; scores use the dataset's ref_min_score/ref_max_score, or are n/a.
 """
 
 from __future__ import annotations
@@ -40,6 +43,30 @@ def _flat_observations(obs, source: str) -> tuple[np.ndarray, list[str]]:
     if obs.ndim < 1 or not np.issubdtype(obs.dtype, np.number):
         raise DatasetError(f"{source}: observations of type {obs.dtype} and shape {obs.shape} are not supported")
     return obs.reshape(obs.shape[0], -1).astype(np.float32), []
+
+
+def evaluation_metadata(data) -> dict:
+    """What evaluation needs from a Minari dataset: its eval env spec (else its env spec: id, kwargs,
+    horizon) and its own reference scores (absent keys when the dataset has none)."""
+    stored = data.storage.metadata
+    spec, source = getattr(data, "_eval_env_spec", None), "eval_env_spec"
+    if spec is None:
+        spec, source = data.env_spec, "env_spec"
+    found = {}
+    if spec is not None:
+        found.update(env_spec_source=source, env_spec_id=spec.id, env_spec_kwargs=_plain_kwargs(spec.kwargs),
+                     env_spec_max_episode_steps=spec.max_episode_steps)
+    for key in ("ref_min_score", "ref_max_score"):
+        if stored.get(key) is not None:
+            found[key] = float(stored[key])
+    return found
+
+
+def _plain_kwargs(kwargs: dict) -> dict:
+    """Env kwargs as JSON-friendly values (maze maps and task lists stay lists)."""
+    import json
+
+    return json.loads(json.dumps(dict(kwargs or {}), default=str))
 
 
 def load(dataset_id: str, env_id: str | None = None) -> Dataset:
@@ -103,13 +130,13 @@ def load(dataset_id: str, env_id: str | None = None) -> Dataset:
         next_observations=next_observations,
         dones=raw["terminals"].astype(np.float32),
     )
-    spec = getattr(data, "env_spec", None)
     metadata = {
         "minari_id": dataset_id,
         "minari_version": getattr(data.spec, "minari_version", None) if hasattr(data, "spec") else None,
         "observation_keys": obs_keys,
         "episodes": len(returns),
         "timeouts": int(raw["timeouts"].sum()),
+        **evaluation_metadata(data),
     }
-    env_id = env_id or (spec.id if spec is not None else None)
+    env_id = env_id or metadata.get("env_spec_id")
     return Dataset(source, env_id, transitions, np.asarray(returns, np.float64), str(path), metadata)

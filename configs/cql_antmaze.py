@@ -16,6 +16,7 @@ VARIANTS = [
 def get_config(variant=None):
     c = cql_mujoco.get_config()
     c.dataset = "antmaze-umaze-v0"
+    c.domain = "antmaze"  # datasets of another domain are refused (each domain has its own evaluation protocol)
     c.total_steps = 1_000_000
     c.eval_every = 50_000  # 100 AntMaze episodes per evaluation are costly; 20 evaluations per run
     c.eval_episodes = 100

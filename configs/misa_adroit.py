@@ -12,6 +12,7 @@ VARIANTS = [f"{task}-{kind}-v0" for task in ("pen", "hammer", "door", "relocate"
 def get_config(variant=None):
     c = misa_defaults(base_config())
     c.dataset = "pen-human-v0"
+    c.domain = "adroit"  # datasets of another domain are refused (each domain has its own evaluation protocol)
     c.total_steps = 1_000_000
     c.eval_every = 10_000
     c.eval_episodes = 10

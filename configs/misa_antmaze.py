@@ -19,6 +19,7 @@ VARIANTS = [
 def get_config(variant=None):
     c = misa_defaults(base_config())
     c.dataset = "antmaze-umaze-v0"
+    c.domain = "antmaze"  # datasets of another domain are refused (each domain has its own evaluation protocol)
     c.total_steps = 2_000_000
     c.eval_every = 50_000
     c.eval_episodes = 100

@@ -12,6 +12,7 @@ VARIANTS = ["kitchen-complete-v0", "kitchen-partial-v0", "kitchen-mixed-v0"]
 def get_config(variant=None):
     c = misa_defaults(base_config())
     c.dataset = "kitchen-partial-v0"
+    c.domain = "kitchen"  # datasets of another domain are refused (each domain has its own evaluation protocol)
     c.total_steps = 1_000_000
     c.eval_every = 10_000
     c.eval_episodes = 10

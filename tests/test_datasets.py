@@ -115,7 +115,7 @@ def test_d4rl_names_resolve_to_the_d4rl_cache(tmp_path, monkeypatch):
 
 def test_env_inference_and_reference_scores():
     assert datasets.infer_env_id("halfcheetah-medium-expert-v2") == "HalfCheetah-v4"
-    assert datasets.infer_env_id("antmaze-umaze-diverse-v0") == "AntMaze_UMaze-v4"
+    assert datasets.infer_env_id("antmaze-umaze-diverse-v0") == "AntMazeD4RL_UMaze-v0"  # d4rl's eval env, not Ant
     assert datasets.infer_env_id("ant-medium-v2") == "Ant-v4"
     assert datasets.dataset_family("Walker2d-v4") == "walker2d"
     np.testing.assert_allclose(datasets.normalized_score("hopper", [-20.272305, 3234.3]), [0.0, 100.0])
