@@ -35,8 +35,8 @@ from common.networks import (  # noqa: E402
     ACTIVATIONS,
     CriticEnsemble,
     TanhGaussianPolicy,
+    tanh_gaussian_from_normal,
     tanh_gaussian_log_prob,
-    tanh_gaussian_sample,
 )
 
 ALGORITHM = "cql"
@@ -68,10 +68,26 @@ class CQLState(NamedTuple):
 # ------------------------------------------------------------------------------------------------
 
 
-def uniform_actions(rng, batch_size: int, num_samples: int, act_dim: int):
-    """u ~ U[-1, 1]^|A|, shape (B, N, A), and its log density log U(u) = |A| log 0.5 (a scalar)."""
-    actions = jax.random.uniform(rng, (batch_size, num_samples, act_dim), minval=-1.0, maxval=1.0)
-    return actions, act_dim * jnp.log(0.5)
+class StepNoise(NamedTuple):
+    """Every random draw of one training step, so that the step is a pure function of (state, batch, noise)."""
+
+    next_eps: jax.Array  # (B, T + N, A) standard normal: T target actions (T = N with max-target backup, else 1),
+    #                      then the N penalty actions ~ pi(.|s')
+    pi_eps: jax.Array  # (B, 1 + N, A): the policy loss's a~ ~ pi(.|s), then the N penalty actions ~ pi(.|s)
+    uniform: jax.Array  # (B, N, A): the penalty's actions u ~ U[-1, 1]^|A|
+
+
+def draw_step_noise(rng, batch_size: int, num_samples: int, num_target_actions: int, act_dim: int) -> StepNoise:
+    """The draws of one training step from one key."""
+    next_key, pi_key, uniform_key = jax.random.split(rng, 3)
+    return StepNoise(jax.random.normal(next_key, (batch_size, num_target_actions + num_samples, act_dim)),
+                     jax.random.normal(pi_key, (batch_size, 1 + num_samples, act_dim)),
+                     jax.random.uniform(uniform_key, (batch_size, num_samples, act_dim), minval=-1.0, maxval=1.0))
+
+
+def uniform_log_density(act_dim: int):
+    """log U(u) = |A| log 0.5 of u ~ U[-1, 1]^|A| (a scalar)."""
+    return act_dim * jnp.log(0.5)
 
 
 def cql_importance_weighted_q(q_uniform, q_pi, q_next_pi, log_density_uniform, log_pi, log_pi_next):
@@ -185,14 +201,14 @@ def make_agent(config, dataset: Dataset) -> Agent:
             return jnp.exp(log_alpha) * config.alpha_multiplier
         return jnp.asarray(config.alpha_multiplier, jnp.float32)
 
-    def losses(params, state: CQLState, batch: Transitions, next_samples, target, keys):
+    def losses(params, state: CQLState, batch: Transitions, next_samples, target, noise: StepNoise):
         """Sum of the four losses, each reaching only its own parameters; returns (total, metrics)."""
         hp = state.hparams
         batch_size = batch.rewards.shape[0]
         alpha = jax.lax.stop_gradient(entropy_alpha(params["log_alpha"]["value"]))
         # The policy at s: one network call serves the policy loss (1 sample) and the penalty (N samples).
         mean, log_std = policy_net.apply(params["policy"], batch.observations)
-        actions, log_pis = tanh_gaussian_sample(mean, log_std, keys[0], 1 + n)
+        actions, log_pis = tanh_gaussian_from_normal(mean[:, None], log_std[:, None], noise.pi_eps)
         new_actions, new_log_pi = actions[:, 0], log_pis[:, 0]
         pi_actions, pi_log_pi = jax.lax.stop_gradient((actions[:, 1:], log_pis[:, 1:]))
         next_pi_actions, next_pi_log_pi = next_samples
@@ -205,7 +221,7 @@ def make_agent(config, dataset: Dataset) -> Agent:
                                     policy_loss)
 
         # The critics at s on [dataset action, N uniform, N from pi(.|s), N from pi(.|s')] in one call.
-        rand_actions, log_density_uniform = uniform_actions(keys[1], batch_size, n, act_dim)
+        rand_actions, log_density_uniform = noise.uniform, uniform_log_density(act_dim)
         all_actions = jnp.concatenate([batch.actions[:, None], rand_actions, pi_actions, next_pi_actions], axis=1)
         obs = jnp.broadcast_to(batch.observations[:, None], all_actions.shape[:2] + (obs_dim,))
         q_all = critic_net.apply(params["critic"], obs, all_actions)
@@ -240,10 +256,10 @@ def make_agent(config, dataset: Dataset) -> Agent:
 
     def train_step(state: CQLState, batch: Transitions, key):
         hp = state.hparams
-        next_key, pi_key, uniform_key = jax.random.split(key, 3)
+        noise = draw_step_noise(key, batch.rewards.shape[0], n, num_target_actions, act_dim)
         # The policy at s' (no gradient reaches it): target actions and the penalty's next-state actions.
         next_mean, next_log_std = policy_net.apply(state.policy.params, batch.next_observations)
-        next_actions, next_log_pi = tanh_gaussian_sample(next_mean, next_log_std, next_key, num_target_actions + n)
+        next_actions, next_log_pi = tanh_gaussian_from_normal(next_mean[:, None], next_log_std[:, None], noise.next_eps)
         target_actions, target_log_pi = next_actions[:, :num_target_actions], next_log_pi[:, :num_target_actions]
         obs_next = jnp.broadcast_to(batch.next_observations[:, None], target_actions.shape[:2] + (obs_dim,))
         next_q = jnp.min(critic_net.apply(state.critic_target, obs_next, target_actions), axis=0)
@@ -258,7 +274,7 @@ def make_agent(config, dataset: Dataset) -> Agent:
         params = {"policy": state.policy.params, "critic": state.critic.params,
                   "log_alpha": state.log_alpha.params, "log_alpha_prime": state.log_alpha_prime.params}
         grads, metrics = jax.grad(losses, has_aux=True)(params, state, batch, next_samples, target,
-                                                        (pi_key, uniform_key))
+                                                        noise)
         critic = state.critic.apply_gradients(grads=grads["critic"])
         log_alpha, log_alpha_prime = state.log_alpha, state.log_alpha_prime
         if config.use_automatic_entropy_tuning:

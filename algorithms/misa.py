@@ -38,8 +38,8 @@ from common.datasets import Dataset, Transitions  # noqa: E402
 from common.networks import (  # noqa: E402
     CriticEnsemble,
     TanhGaussianPolicy,
+    tanh_gaussian_from_normal,
     tanh_gaussian_log_prob,
-    tanh_gaussian_sample,
 )
 
 ALGORITHM = "misa"
@@ -47,6 +47,9 @@ ALGORITHM = "misa"
 SWEEPABLE = ("min_q_weight", "bc_weight", "unbiased_weight", "discount", "tau", "target_action_gap")
 BOUNDS = ("misa", "dv", "nwj")
 REWARD_TRANSFORMS = ("none", "antmaze", "minmax")
+# Units of target_action_gap: "n" compares it with the penalty as defined here (log Z normalised by log N_set);
+# "batch" with the penalty normalised by log(batch size) instead, as the authors' code does.
+GAP_NORMALISATIONS = ("n", "batch")
 # Step-size adaptation of the HMC sampler (the authors' settings): during the first 80 % of burn-in,
 # multiply the shared step size by 1 + rate when the chains' mean acceptance probability exceeds the target.
 HMC_TARGET_ACCEPT = 0.75
@@ -172,14 +175,31 @@ class HMCResult(NamedTuple):
     accept_prob: jax.Array  # mean acceptance probability over the kept iterations and chains
 
 
+def hmc_draws(rng, num_iterations: int, batch: int, act_dim: int):
+    """The random draws of `num_iterations` HMC iterations: momenta (T, B, A) ~ N(0, 1), log u (T, B), u ~ U(0, 1)."""
+    momentum_key, accept_key = jax.random.split(rng)
+    return (jax.random.normal(momentum_key, (num_iterations, batch, act_dim)),
+            jnp.log(jax.random.uniform(accept_key, (num_iterations, batch))))
+
+
 def hmc_sample(log_density: Callable, init, rng, step_size, *, num_burn_in: int, num_samples: int,
                leapfrog_steps: int) -> HMCResult:
+    """hmc_chain with fresh draws from `rng`."""
+    momenta, log_uniforms = hmc_draws(rng, num_burn_in + num_samples, *init.shape)
+    return hmc_chain(log_density, init, momenta, log_uniforms, step_size, num_burn_in=num_burn_in,
+                     leapfrog_steps=leapfrog_steps)
+
+
+def hmc_chain(log_density: Callable, init, momenta, log_uniforms, step_size, *, num_burn_in: int,
+              leapfrog_steps: int) -> HMCResult:
     """One HMC chain per row of `init` (B, A), targeting exp(log_density(x)) restricted to (-1, 1)^A.
 
     log_density(x: (B, A)) -> (B,), rows independent. A trajectory that leaves the box has zero density
     and is rejected. The step size, shared by all chains, is multiplied by 1.01 after each of the first
     int(0.8 * num_burn_in) iterations whose mean acceptance probability exceeds 0.75, else divided by 1.01.
     Each leapfrog step costs one value-and-gradient; the gradient at the end point is carried forward.
+    Iteration t uses momentum momenta[t] (B, A) and accepts where log_uniforms[t] (B,) < log acceptance ratio;
+    the states after the first `num_burn_in` iterations are kept.
     """
     batch, act_dim = init.shape
     edge = 1.0 - 1e-6  # evaluate at a point inside the box; positions outside it are rejected anyway
@@ -188,11 +208,10 @@ def hmc_sample(log_density: Callable, init, rng, step_size, *, num_burn_in: int,
         value, pullback = jax.vjp(lambda y: log_density(jnp.clip(y, -edge, edge)), x)
         return value, pullback(jnp.ones_like(value))[0]
 
-    total = num_burn_in + num_samples
+    total = momenta.shape[0]
+    chex.assert_shape(momenta, (total, batch, act_dim))
+    chex.assert_shape(log_uniforms, (total, batch))
     num_adaptation = int(HMC_ADAPTATION_FRACTION * num_burn_in)
-    momentum_key, accept_key = jax.random.split(rng)
-    momenta = jax.random.normal(momentum_key, (total, batch, act_dim))
-    log_uniforms = jnp.log(jax.random.uniform(accept_key, (total, batch)))
 
     def iteration(carry, inputs):
         x, log_p, grad, eps = carry
@@ -224,6 +243,36 @@ def hmc_sample(log_density: Callable, init, rng, step_size, *, num_burn_in: int,
 # ------------------------------------------------------------------------------------------------
 # make_agent
 # ------------------------------------------------------------------------------------------------
+
+
+class StepNoise(NamedTuple):
+    """Every random draw of one training step, so that the step is a pure function of (state, batch, noise)."""
+
+    next_eps: jax.Array  # (B, A) standard normal: a' ~ pi(.|s') of the TD target
+    sample_eps: jax.Array  # (B, N, A): the N actions a_j ~ pi(.|s) of the log-partition
+    new_eps: jax.Array  # (B, A): the reparameterised a~ ~ pi(.|s) of the policy loss
+    hmc_momenta: jax.Array  # (T, B, A), T = burn-in + kept samples: HMC momenta
+    hmc_log_uniforms: jax.Array  # (T, B): log U(0, 1) of the HMC accept tests
+
+
+def draw_step_noise(rng, batch_size: int, n_actions: int, act_dim: int, hmc_iterations: int) -> StepNoise:
+    """The draws of one training step from one key."""
+    next_key, sample_key, new_key, hmc_key = jax.random.split(rng, 4)
+    return StepNoise(jax.random.normal(next_key, (batch_size, act_dim)),
+                     jax.random.normal(sample_key, (batch_size, n_actions, act_dim)),
+                     jax.random.normal(new_key, (batch_size, act_dim)),
+                     *hmc_draws(hmc_key, hmc_iterations, batch_size, act_dim))
+
+
+def lagrange_gap_offset(config) -> float:
+    """What to add to target_action_gap so that it is compared with our penalty in its own units.
+
+    The authors' code normalises log Z by log(batch size) where the bound has log N_set (N_set = N, +1 with
+    add_positive): their penalty is ours - log(B / N_set), so their threshold g is our g + log(B / N_set).
+    """
+    if config.gap_normalisation == "batch":
+        return float(np.log(config.batch_size / (config.n_actions + int(config.add_positive))))
+    return 0.0
 
 
 def transform_rewards(rewards: np.ndarray, transform: str) -> np.ndarray:
@@ -273,6 +322,7 @@ def make_agent(config, dataset: Dataset) -> Agent:
     target_entropy = -float(act_dim)
     n_actions, batch_size, bound = config.n_actions, config.batch_size, config.bound
     critic_chunks = resolve_critic_chunks(config)
+    gap_offset = lagrange_gap_offset(config)
 
     def init(rng, hparams):
         rng, policy_key, critic_key = jax.random.split(rng, 3)
@@ -296,18 +346,18 @@ def make_agent(config, dataset: Dataset) -> Agent:
 
     def train_step(state: MISAState, batch: Transitions, rng):
         hp = state.hparams
-        next_key, sample_key, new_key, hmc_key = jax.random.split(rng, 4)
+        noise = draw_step_noise(rng, batch_size, n_actions, act_dim, config.hmc_burn_in + config.hmc_num_samples)
         obs, data_actions = batch.observations, batch.actions
 
         # TD target from pi(.|s') and the target critics.
         next_mean, next_log_std = policy_net.apply(state.policy.params, batch.next_observations)
-        next_actions, _ = tanh_gaussian_sample(next_mean, next_log_std, next_key)
+        next_actions, _ = tanh_gaussian_from_normal(next_mean, next_log_std, noise.next_eps)
         target = td_target(min_q(state.critic_target, batch.next_observations, next_actions),
                            batch.rewards, batch.dones, hp["discount"])
 
         # The policy runs once on s; its (mean, log_std) serve every sample and log-density below.
         (mean, log_std), policy_pullback = jax.vjp(lambda p: policy_net.apply(p, obs), state.policy.params)
-        sampled_actions, _ = tanh_gaussian_sample(mean, log_std, sample_key, n_actions)  # (B, N, A)
+        sampled_actions, _ = tanh_gaussian_from_normal(mean[:, None], log_std[:, None], noise.sample_eps)  # (B, N, A)
 
         # Critics at the dataset action and the N policy actions of each state, one group of states at a time.
         actions = jnp.concatenate([data_actions[:, None], sampled_actions], axis=1)
@@ -318,7 +368,7 @@ def make_agent(config, dataset: Dataset) -> Agent:
             q = critic_net.apply(params, obs_repeated, actions)  # (2, states, N + 1)
             q_samples = q if config.add_positive else q[..., 1:]
             loss, aux = misa_critic_loss(q[..., 0], q_samples, target, bound, hp["min_q_weight"], alpha_prime,
-                                         hp["target_action_gap"], config.lagrange)
+                                         hp["target_action_gap"] + gap_offset, config.lagrange)
             return loss, (aux, q)
 
         (critic_loss, ((td_losses, penalties), q_all)), critic_grads = value_and_grad_by_chunks(
@@ -333,8 +383,8 @@ def make_agent(config, dataset: Dataset) -> Agent:
             def log_q(a):
                 return tanh_gaussian_log_prob(mean, log_std, a) + min_q(state.critic.params, obs, a)
 
-            hmc = hmc_sample(log_q, data_actions, hmc_key, step_size, num_burn_in=config.hmc_burn_in,
-                             num_samples=config.hmc_num_samples, leapfrog_steps=config.hmc_leapfrog_steps)
+            hmc = hmc_chain(log_q, data_actions, noise.hmc_momenta, noise.hmc_log_uniforms, step_size,
+                            num_burn_in=config.hmc_burn_in, leapfrog_steps=config.hmc_leapfrog_steps)
             state_weights = correction_state_weights(jnp.min(q_all[..., 1:], axis=0), bound)
         else:
             hmc = HMCResult(None, jnp.asarray(step_size, jnp.float32), jnp.zeros(()))
@@ -342,7 +392,7 @@ def make_agent(config, dataset: Dataset) -> Agent:
         alpha = 1.0 if config.fixed_alpha else jnp.exp(state.log_alpha.params["value"])
 
         def policy_loss_fn(mean, log_std):
-            new_actions, log_pi_new = tanh_gaussian_sample(mean, log_std, new_key)
+            new_actions, log_pi_new = tanh_gaussian_from_normal(mean, log_std, noise.new_eps)
             log_pi_data = tanh_gaussian_log_prob(mean, log_std, data_actions)
             log_pi_hmc = (tanh_gaussian_log_prob(mean, log_std, jax.lax.stop_gradient(hmc.samples))
                           if config.unbiased_grad else None)
@@ -359,7 +409,7 @@ def make_agent(config, dataset: Dataset) -> Agent:
         alpha_grad = {"value": -(log_pi + target_entropy)}  # d/dlog_alpha of -log_alpha (E log pi + target)
         alpha_prime_grad = jax.grad(lambda log_ap: -0.5 * jnp.sum(
             jnp.clip(jnp.exp(log_ap), 0.0, ALPHA_PRIME_MAX) * hp["min_q_weight"]
-            * (penalty - hp["target_action_gap"])))(state.log_alpha_prime.params["value"])
+            * (penalty - hp["target_action_gap"] - gap_offset)))(state.log_alpha_prime.params["value"])
 
         critic = state.critic.apply_gradients(grads=critic_grads)
         state = state._replace(
@@ -413,6 +463,8 @@ def validate_config(config):
     """Algorithm-specific config checks (one-line errors); the shared ones live in common/experiment.py."""
     checks = [
         (config.bound in BOUNDS, f"bound must be one of {BOUNDS}, got '{config.bound}'"),
+        (config.gap_normalisation in GAP_NORMALISATIONS,
+         f"gap_normalisation must be one of {GAP_NORMALISATIONS}, got '{config.gap_normalisation}'"),
         (config.reward_transform in REWARD_TRANSFORMS,
          f"reward_transform must be one of {REWARD_TRANSFORMS}, got '{config.reward_transform}'"),
         (config.n_actions >= 1, f"n_actions must be >= 1, got {config.n_actions}"),

@@ -174,7 +174,12 @@ def tanh_gaussian_sample(mean, log_std, rng, num_samples: int | None = None):
         shape = mean.shape[:-2] + (num_samples, mean.shape[-1])
     else:
         shape = mean.shape
-    pre_tanh = mean + jnp.exp(log_std) * jax.random.normal(rng, shape)
+    return tanh_gaussian_from_normal(mean, log_std, jax.random.normal(rng, shape))
+
+
+def tanh_gaussian_from_normal(mean, log_std, eps):
+    """a = tanh(mean + std * eps) and log pi(a|s), for given standard-normal draws eps (broadcast against mean)."""
+    pre_tanh = mean + jnp.exp(log_std) * eps
     log_prob = _gaussian_log_prob(pre_tanh, mean, log_std) - jnp.sum(_log_one_minus_tanh_sq(pre_tanh), axis=-1)
     return jnp.tanh(pre_tanh), log_prob
 

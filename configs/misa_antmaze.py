@@ -25,7 +25,8 @@ def get_config(variant=None):
     c.eval_episodes = 100
     # --- AntMaze overrides (authors' launch settings) ---
     c.lagrange = True  # penalty scaled by a learned alpha' towards target_action_gap
-    c.target_action_gap = 3.0  # the Lagrange threshold
+    c.target_action_gap = 3.0  # the Lagrange threshold, in the authors' units (next line)
+    c.gap_normalisation = "batch"  # as the authors' code: = our gap 3.0 + log(batch_size / (n_actions + 1))
     c.add_positive = True  # the dataset action joins the log-partition sample set
     c.layer_norm = True  # LayerNorm in policy and critics
     c.critic_lr = 1e-4  # critics (and alpha') learn more slowly

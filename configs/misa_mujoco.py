@@ -42,6 +42,7 @@ def misa_defaults(c):
     c.add_positive = False  # also put the dataset action in the log-partition sample set
     c.lagrange = False  # scale the penalty by a learned alpha' that keeps it near target_action_gap
     c.target_action_gap = 3.0  # threshold of the Lagrange form (unused without lagrange)
+    c.gap_normalisation = "n"  # units of the gap: "n" (penalty with log N_set) or "batch" (log batch size, authors')
     c.log_alpha_prime_init = 1.0  # initial log alpha' of the Lagrange form
     # --- policy ---
     c.bc_weight = 0.5  # gamma2: weight of E[alpha log pi(a~|s) - log pi(a|s)] in the policy loss

@@ -81,7 +81,7 @@ def test_conservative_penalty_matches_brute_force_numpy():
 
 
 def test_uniform_actions_cover_the_box_with_log_density_a_log_half():
-    actions, log_density = cql.uniform_actions(jax.random.PRNGKey(0), 64, 10, 6)
+    actions, log_density = cql.draw_step_noise(jax.random.PRNGKey(0), 64, 10, 1, 6).uniform, cql.uniform_log_density(6)
     assert actions.shape == (64, 10, 6)
     assert float(actions.min()) >= -1.0 and float(actions.max()) <= 1.0
     assert float(actions.min()) < -0.95 and float(actions.max()) > 0.95
