@@ -1,31 +1,108 @@
-"""`make demo`: trains MISA on a dataset shipped with the project and says where the results are.
+"""`make demo`: trains MISA on a dataset shipped with the project, then puts its score beside the data's own.
+
+    python scripts/demo.py [--config.<field>=<value> ...]      (e.g. --config.num_seeds=3)
 
 The demo uses the reduced `demo` variant of configs/misa_mujoco.py (a smaller budget than the paper's, so it
-finishes in minutes on a CPU); it prints that configuration before training.
+finishes in minutes on a CPU; the config says why that dataset and budget); it prints that configuration
+before training, a progress bar with the latest score while training, and at the end a table: the trained
+policy's normalised score, the dataset's own (the mean return of its episodes) and a uniform random
+policy's (measured here with the same number of episodes), then the curve file and how to use the run.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from algorithms import misa  # noqa: E402
-from configs import misa_mujoco  # noqa: E402
+from common import experiment  # noqa: E402
+from common.datasets import DatasetError, dataset_family, load_dataset, normalized_score  # noqa: E402
+from common.evaluation import make_env  # noqa: E402
+
+CONFIG = f"{ROOT}/configs/misa_mujoco.py:demo"
 
 
-def main() -> int:
-    config = misa_mujoco.get_config("demo")
+def random_policy_returns(env_id: str, episodes: int, seed: int) -> np.ndarray:
+    """Returns of `episodes` episodes of uniformly random actions (env and action seeds from `seed`)."""
+    env = make_env(env_id)
+    env.action_space.seed(seed)
+    returns = np.zeros(episodes)
+    try:
+        for i in range(episodes):
+            env.reset(seed=int(seed * 1_000_003 + i))
+            done = False
+            while not done:
+                _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+                returns[i] += reward
+                done = terminated or truncated
+    finally:
+        env.close()
+    return returns
+
+
+def score_cell(scores) -> str:
+    scores = np.asarray(scores, np.float64)
+    if np.all(np.isnan(scores)):
+        return "n/a"
+    return f"{scores.mean():.1f}" + (f" ± {scores.std():.1f}" if scores.size > 1 else "")
+
+
+def comparison_table(summary: dict, dataset, episodes: int, seed: int) -> str:
+    """Policy vs the dataset's own episodes vs uniform random actions (normalised score and return)."""
+    family = dataset_family(summary["env"])
+    random_returns = random_policy_returns(summary["env"], max(episodes, 1), seed)
+    data_return = float(np.mean(dataset.episode_returns))
+    seeds = summary["num_seeds"]
+    rows = [
+        (f"MISA after {summary['total_steps']} steps ({seeds} seed{'s' if seeds > 1 else ''}, final evaluation)",
+         score_cell(summary["normalized_score_final"]), score_cell(summary["return_final"])),
+        (f"the dataset's own episodes ({len(dataset.episode_returns)})",
+         score_cell([normalized_score(family, data_return)]), f"{data_return:.1f}"),
+        (f"uniform random actions ({len(random_returns)} episodes)",
+         score_cell([normalized_score(family, random_returns.mean())]), f"{random_returns.mean():.1f}"),
+    ]
+    lines = ["| policy | normalised score | return |", "|---|---:|---:|"]
+    lines += [f"| {name} | {score} | {ret} |" for name, score, ret in rows]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    overrides = list(sys.argv[1:] if argv is None else argv)
     run_name = time.strftime("demo_misa_%Y%m%d_%H%M%S")
+    args = ["misa", f"--config={CONFIG}", "--config.log_dir=runs", f"--config.run_name={run_name}", *overrides]
+    try:
+        config = experiment.parse_config(args, "configs/misa_mujoco.py")
+    except experiment.ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return experiment.EXIT_BAD_INPUT
     print(f"MISA demo on the shipped dataset '{config.dataset}': {config.total_steps} gradient steps, "
-          f"N = {config.n_actions} policy samples, evaluation every {config.eval_every} steps with "
-          f"{config.eval_episodes} episodes, {config.num_seeds} seed(s).")
+          f"N = {config.n_actions} policy samples, {config.hmc_num_samples} HMC samples, evaluation every "
+          f"{config.eval_every} steps with {config.eval_episodes} episodes, {config.num_seeds} seed(s).")
     print("This is a reduced budget for a quick look (the paper trains 1.2M steps); see README for full runs.")
-    return misa.main(["misa", f"--config={ROOT}/configs/misa_mujoco.py:demo", "--config.log_dir=runs",
-                      f"--config.run_name={run_name}"])
+    t0 = time.perf_counter()
+    code = misa.main(args)
+    if code != 0:
+        return code
+    run_dir = Path(config.log_dir).expanduser() / config.run_name
+    summary = json.loads((run_dir / "summary.json").read_text())
+    try:
+        dataset = load_dataset(config.dataset, env_id=config.env or None)
+    except DatasetError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return experiment.EXIT_BAD_INPUT
+    print(f"\nwall time {time.perf_counter() - t0:.0f} s; scores on {summary['env']} (D4RL-normalised):")
+    print(comparison_table(summary, dataset, config.eval_episodes, config.seed))
+    if (run_dir / "curves.png").exists():
+        print(f"learning curve: {run_dir / 'curves.png'}")
+    print(f"evaluate again, film, load: python scripts/evaluate.py --run {run_dir} --video {run_dir}/videos")
+    return 0
 
 
 if __name__ == "__main__":

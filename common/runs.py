@@ -1,0 +1,286 @@
+"""A finished (or checkpointed) run, back in Python: its config, members, policies, evaluation and video.
+
+    from common.runs import load_run
+
+    run = load_run("runs/demo_misa_20261201_120000")     # the latest checkpoint; checkpoint=STEP for another
+    act = run.policy(0)                                  # jitted: obs (obs_dim,) or (B, obs_dim) -> action in [-1, 1]
+    result = run.evaluate(episodes=10, seed=1)           # result.returns, result.scores: (members, episodes)
+
+The run is rebuilt from what it wrote: `config.json` and a checkpoint (`common/checkpoints.py`). The
+checkpoint names its algorithm; the algorithm file's `make_agent` rebuilds the networks (and, for
+TD3+BC, the dataset's state normalisation, so the dataset is loaded again). Each algorithm is looked up
+by that name at load time (`algorithms.<name>`), the one place a module under common/ reaches an
+algorithm file, and only because a saved run names its own.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import NamedTuple
+
+import flax.serialization
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from common import checkpoints
+from common.datasets import Dataset, DatasetError, load_dataset
+from common.evaluation import Evaluator, check_env_matches, observation_padding
+
+# Frames per second a video is written at, at most (faster envs keep every k-th frame: still real time).
+VIDEO_MAX_FPS = 30
+
+
+class RunError(ValueError):
+    """A run directory that cannot be loaded (one-line message)."""
+
+
+class Evaluation(NamedTuple):
+    """Episode returns and D4RL-normalised scores (NaN where the env has no reference) per member."""
+
+    env: str
+    episodes: int
+    seed: int
+    members: list[dict]
+    returns: np.ndarray  # (members, episodes)
+    scores: np.ndarray  # (members, episodes)
+
+
+# ------------------------------------------------------------------------------------------------
+# Loading
+# ------------------------------------------------------------------------------------------------
+
+
+def checkpoint_path(run_dir: Path, step: int | None) -> Path:
+    """The latest complete checkpoint, or the one at `step`; RunError naming what exists otherwise."""
+    if step is None:
+        path = checkpoints.latest(run_dir)
+        if path is None:
+            raise RunError(f"{run_dir} has no complete checkpoint (checkpoints/step_<N>/ with state.msgpack)")
+        return path
+    path = run_dir / "checkpoints" / f"step_{step}"
+    if not (path / "state.msgpack").exists() or not (path / "meta.json").exists():
+        found = sorted(int(p.name.split("_")[1]) for p in (run_dir / "checkpoints").glob("step_*")
+                       if (p / "state.msgpack").exists())
+        raise RunError(f"{run_dir} has no checkpoint at step {step} (checkpoints at steps: "
+                       f"{', '.join(map(str, found)) or 'none'})")
+    return path
+
+
+def read_json(path: Path, what: str) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunError(f"{path.parent} is not a run directory: no {what}") from None
+    except (OSError, ValueError) as e:
+        raise RunError(f"{path} is unreadable: {str(e).splitlines()[0]}") from None
+
+
+def stored_rows(path: Path) -> int:
+    """Leading (member) axis of the checkpointed state; larger than the member count when it was padded."""
+    try:
+        raw = flax.serialization.msgpack_restore((path / "state.msgpack").read_bytes())
+    except (OSError, ValueError, TypeError) as e:
+        raise RunError(f"checkpoint {path} is unreadable (state.msgpack: {str(e).splitlines()[0]})") from None
+    leaves = [x for x in jax.tree.leaves(raw) if np.ndim(x) >= 1]
+    if not leaves:
+        raise RunError(f"checkpoint {path} holds no per-member arrays")
+    return int(np.shape(leaves[0])[0])
+
+
+def algorithm_module(name: str):
+    try:
+        return importlib.import_module(f"algorithms.{name}")
+    except ImportError:
+        raise RunError(f"the checkpoint names algorithm '{name}', which has no file algorithms/{name}.py") from None
+
+
+def load_run(run_dir, checkpoint: int | None = None, dataset: Dataset | None = None) -> Run:
+    """Rebuilds a run from `run_dir/config.json` and its latest checkpoint (or the one at step `checkpoint`).
+
+    `dataset` may be given to skip loading the run's dataset again (it must be the same data).
+    Raises RunError (bad directory or checkpoint), DatasetError (the run's dataset is gone).
+    """
+    run_dir = Path(run_dir).expanduser()
+    if not run_dir.is_dir():
+        raise RunError(f"run directory {run_dir} does not exist")
+    config = ml_collections.ConfigDict(read_json(run_dir / "config.json", "config.json"))
+    path = checkpoint_path(run_dir, checkpoint)
+    meta = read_json(path / "meta.json", "meta.json")
+    if not {"algorithm", "members", "step"} <= set(meta):
+        raise RunError(f"checkpoint {path} is incomplete: meta.json lacks algorithm, members or step")
+    module = algorithm_module(meta["algorithm"])
+    dataset = dataset if dataset is not None else load_dataset(config.dataset, env_id=config.env or None)
+    agent = module.make_agent(config, dataset)
+
+    rows = stored_rows(path)
+    hparams = {k: jnp.full((rows,), v, jnp.float32) for k, v in agent.hparams.items()}
+    template = jax.vmap(agent.init)(jax.random.split(jax.random.PRNGKey(0), rows), hparams)
+    expected = {"algorithm": meta["algorithm"], "members": meta["members"]}
+    if "dataset_stats" in meta:
+        expected["dataset_stats"] = dataset.stats
+    try:
+        state, _ = checkpoints.restore(path, template, expected)
+    except checkpoints.CheckpointError as e:
+        raise RunError(str(e)) from None
+    return Run(run_dir, config, meta, dataset, agent, state, path)
+
+
+# ------------------------------------------------------------------------------------------------
+# The run
+# ------------------------------------------------------------------------------------------------
+
+
+class Run:
+    """A loaded run: `.config`, `.members`, `.step`, `.policy(k)`, `.evaluate(...)`, `.render(...)`."""
+
+    def __init__(self, run_dir: Path, config, meta: dict, dataset: Dataset, agent, state, checkpoint: Path):
+        self.run_dir, self.config, self.dataset, self.agent, self.state = run_dir, config, dataset, agent, state
+        self.checkpoint = checkpoint
+        self.algorithm: str = meta["algorithm"]
+        self.members: list[dict] = list(meta["members"])
+        self.step: int = int(meta["step"])
+        self.env_id: str | None = config.env or dataset.env_id
+        count = len(self.members)
+        # Policy parameters of every member, stacked on a leading axis (padding rows dropped).
+        self.policy_params = jax.tree.map(lambda x: x[:count], jax.vmap(agent.policy_params)(state))
+        self._act = jax.jit(_any_batch(agent.act))
+
+    def __repr__(self) -> str:
+        return (f"Run({str(self.run_dir)!r}, algorithm={self.algorithm!r}, dataset={self.config.dataset!r}, "
+                f"step={self.step}, members={len(self.members)})")
+
+    def member_index(self, member: int) -> int:
+        if not isinstance(member, (int, np.integer)) or not 0 <= member < len(self.members):
+            raise RunError(f"member {member!r} does not exist: this run has members 0..{len(self.members) - 1} "
+                           f"({'; '.join(member_label(m) for m in self.members)})")
+        return int(member)
+
+    def member_params(self, member: int):
+        index = self.member_index(member)
+        return jax.tree.map(lambda x: x[index], self.policy_params)
+
+    def policy(self, member: int = 0):
+        """A jitted deterministic policy of one member: obs (obs_dim,) or (B, obs_dim) -> actions in [-1, 1]."""
+        params, act = self.member_params(member), self._act
+
+        def policy(obs):
+            return act(params, jnp.asarray(obs, jnp.float32))
+
+        return policy
+
+    def evaluate(self, episodes: int = 10, seed: int = 0, env: str | None = None,
+                 members: list[int] | None = None) -> Evaluation:
+        """Runs `episodes` episodes per member with the project's evaluator (env seeds from `seed`)."""
+        env_id = self._env(env)
+        if not isinstance(episodes, (int, np.integer)) or episodes < 1:
+            raise RunError(f"episodes must be a positive integer, got {episodes!r}")
+        chosen = list(range(len(self.members))) if members is None else [self.member_index(m) for m in members]
+        params = jax.tree.map(lambda x: x[np.asarray(chosen)], self.policy_params)
+        stats = self.dataset.stats
+        evaluator = Evaluator(env_id, self.agent.act, len(chosen), int(episodes), stats["obs_dim"], stats["act_dim"],
+                              int(seed))
+        try:
+            returns = evaluator(params, 0)
+            scores = evaluator.normalized(returns)
+        finally:
+            evaluator.close()
+        return Evaluation(env_id, int(episodes), int(seed), [self.members[i] for i in chosen], returns, scores)
+
+    def render(self, member: int = 0, episodes: int = 1, seed: int = 0, env: str | None = None,
+               max_steps: int | None = None, size: tuple[int, int] = (480, 360)):
+        """Frames of `episodes` episodes of one member, rendered offscreen: (frames, fps, episode returns).
+
+        MuJoCo renders headless with EGL (or OSMesa): MUJOCO_GL=egl is used unless set otherwise.
+        """
+        import gymnasium as gym
+
+        os.environ.setdefault("MUJOCO_GL", "egl")
+        env_id, policy = self._env(env), self.policy(member)
+        stats = self.dataset.stats
+        try:
+            with warnings.catch_warnings():  # v4 is chosen on purpose: D4RL's reference scores apply to it
+                warnings.filterwarnings("ignore", message=".*is out of date.*")
+                screen = gym.make(env_id, render_mode="rgb_array", width=size[0], height=size[1])
+        except Exception as e:  # gymnasium raises several types for unknown or unavailable ids
+            raise DatasetError(f"cannot make env '{env_id}' for rendering: {str(e).splitlines()[0]}") from None
+        try:
+            check_env_matches(screen, env_id, stats["obs_dim"], stats["act_dim"])
+            pad = observation_padding(env_id, screen.observation_space.shape[0], stats["obs_dim"])
+            low, high = screen.action_space.low, screen.action_space.high
+            fps = int(screen.metadata.get("render_fps") or VIDEO_MAX_FPS)
+            stride = max(1, round(fps / VIDEO_MAX_FPS))
+            frames, returns = [], []
+            for episode in range(episodes):
+                obs, _ = screen.reset(seed=int(seed * 1_000_003 + episode))
+                total, t, done = 0.0, 0, False
+                while not done and (max_steps is None or t < max_steps):
+                    if t % stride == 0:
+                        frames.append(screen.render())
+                    action = np.asarray(policy(np.pad(np.asarray(obs, np.float32), (0, pad))), np.float64)
+                    action = low + (np.clip(action, -1, 1) + 1.0) * 0.5 * (high - low)
+                    obs, reward, terminated, truncated, _ = screen.step(action)
+                    total, t, done = total + float(reward), t + 1, terminated or truncated
+                returns.append(total)
+        finally:
+            screen.close()
+        return frames, fps / stride, returns
+
+    def _env(self, env: str | None) -> str:
+        env_id = env or self.env_id
+        if not env_id:
+            raise RunError(f"cannot infer the evaluation env of dataset '{self.config.dataset}': name one (env=...)")
+        return env_id
+
+
+def _any_batch(act):
+    """act(params, (B, obs_dim)) -> a function that also takes one observation (obs_dim,)."""
+
+    def act_any(params, obs):
+        return act(params, obs[None])[0] if obs.ndim == 1 else act(params, obs)
+
+    return act_any
+
+
+def member_label(member: dict) -> str:
+    """'seed 0' or 'seed 1, alpha 2.5'."""
+    return ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in member.items())
+
+
+# ------------------------------------------------------------------------------------------------
+# Video files
+# ------------------------------------------------------------------------------------------------
+
+
+def video_writer_kind() -> str:
+    """'mp4' when imageio's ffmpeg backend is installed (pip install imageio-ffmpeg), else 'gif'."""
+    try:
+        import imageio_ffmpeg  # noqa: F401
+    except ImportError:
+        return "gif"
+    return "mp4"
+
+
+def write_video(frames, fps: float, path_stem: Path) -> Path:
+    """Writes frames as path_stem.mp4 (H.264) or, without an ffmpeg backend, path_stem.gif."""
+    import imageio.v2 as imageio
+
+    if not frames:
+        raise RunError("no frames to write")
+    kind = video_writer_kind()
+    path = Path(f"{path_stem}.{kind}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "mp4":  # the ffmpeg subprocess starts with the first frame
+        writer = imageio.get_writer(path, fps=fps, codec="libx264", quality=7, macro_block_size=8)
+    else:
+        writer = imageio.get_writer(path, mode="I", duration=1000.0 / fps, loop=0)
+    with writer, warnings.catch_warnings():  # the encoder is a subprocess; its fork warning is not ours
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for frame in frames:
+            writer.append_data(np.asarray(frame))
+    return path
