@@ -85,7 +85,7 @@ def _needs_robotics(env_id: str) -> bool:
     return domains.domain_of_env(env_id) in ("adroit", "kitchen") or env_id.startswith(("AntMaze_", "PointMaze"))
 
 
-def _make_base(setup: EvalSetup) -> gym.Env:
+def _make_base(setup: EvalSetup, render: dict) -> gym.Env:
     from common import d4rl_envs  # registers AntMazeD4RL_*
 
     if _needs_robotics(setup.env_id):
@@ -100,8 +100,8 @@ def _make_base(setup: EvalSetup) -> gym.Env:
         if _robotics_installed():  # Adroit/Kitchen/AntMaze specs: registered, and Kitchen shimmed for mujoco 4
             d4rl_envs.import_gymnasium_robotics()
         data = minari.load_dataset(setup.minari_id, download=False)
-        return data.recover_environment(eval_env=setup.env_spec_source == "eval_env_spec")
-    kwargs = dict(setup.env_kwargs)
+        return data.recover_environment(eval_env=setup.env_spec_source == "eval_env_spec", **render)
+    kwargs = {**setup.env_kwargs, **render}
     if setup.horizon:
         kwargs["max_episode_steps"] = setup.horizon
     with warnings.catch_warnings():  # v4 is chosen on purpose: D4RL's reference scores apply to it
@@ -118,8 +118,10 @@ def _robotics_installed() -> bool:
     return True
 
 
-def make_env(setup: EvalSetup | str) -> gym.Env:
-    """The evaluation env of a setup, with its reward fix and observation adapter; DatasetError if it can't be built."""
+def make_env(setup: EvalSetup | str, **render) -> gym.Env:
+    """The evaluation env of a setup, with its reward fix and observation adapter; DatasetError if it can't be built.
+
+    `render` (e.g. render_mode="rgb_array", width, height) goes to the env's constructor."""
     from common import d4rl_envs
 
     setup = domains.setup_for_env(setup, "config.env", _locomotion_ref(setup), "") if isinstance(setup, str) \
@@ -132,7 +134,7 @@ def make_env(setup: EvalSetup | str) -> gym.Env:
                                f"is only checked against D4RL's for {', '.join(d4rl_envs.SIGN_BUG_VERSIONS)}; "
                                "install gymnasium-robotics==1.4.2")
     try:
-        env = _make_base(setup)
+        env = _make_base(setup, render)
     except DatasetError:
         raise
     except Exception as e:  # gymnasium raises several types for unknown or unavailable ids

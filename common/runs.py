@@ -29,8 +29,8 @@ import ml_collections
 import numpy as np
 
 from common import checkpoints
-from common.datasets import Dataset, DatasetError, load_dataset
-from common.evaluation import Evaluator, check_env_matches, observation_padding
+from common.datasets import Dataset, load_dataset
+from common.evaluation import Evaluator, check_env_matches, make_env, setup_for_dataset
 
 # Frames per second a video is written at, at most (faster envs keep every k-th frame: still real time).
 VIDEO_MAX_FPS = 30
@@ -145,7 +145,8 @@ class Run:
         self.algorithm: str = meta["algorithm"]
         self.members: list[dict] = list(meta["members"])
         self.step: int = int(meta["step"])
-        self.env_id: str | None = config.env or dataset.env_id
+        self.setup = setup_for_dataset(dataset, config.env)  # the run's own evaluation setup (None: no env known)
+        self.env_id: str | None = self.setup.env_id if self.setup is not None else None
         count = len(self.members)
         # Policy parameters of every member, stacked on a leading axis (padding rows dropped).
         self.policy_params = jax.tree.map(lambda x: x[:count], jax.vmap(agent.policy_params)(state))
@@ -177,20 +178,20 @@ class Run:
     def evaluate(self, episodes: int = 10, seed: int = 0, env: str | None = None,
                  members: list[int] | None = None) -> Evaluation:
         """Runs `episodes` episodes per member with the project's evaluator (env seeds from `seed`)."""
-        env_id = self._env(env)
+        setup = self._setup(env)
         if not isinstance(episodes, (int, np.integer)) or episodes < 1:
             raise RunError(f"episodes must be a positive integer, got {episodes!r}")
         chosen = list(range(len(self.members))) if members is None else [self.member_index(m) for m in members]
         params = jax.tree.map(lambda x: x[np.asarray(chosen)], self.policy_params)
         stats = self.dataset.stats
-        evaluator = Evaluator(env_id, self.agent.act, len(chosen), int(episodes), stats["obs_dim"], stats["act_dim"],
+        evaluator = Evaluator(setup, self.agent.act, len(chosen), int(episodes), stats["obs_dim"], stats["act_dim"],
                               int(seed))
         try:
             returns = evaluator(params, 0)
             scores = evaluator.normalized(returns)
         finally:
             evaluator.close()
-        return Evaluation(env_id, int(episodes), int(seed), [self.members[i] for i in chosen], returns, scores)
+        return Evaluation(setup.env_id, int(episodes), int(seed), [self.members[i] for i in chosen], returns, scores)
 
     def render(self, member: int = 0, episodes: int = 1, seed: int = 0, env: str | None = None,
                max_steps: int | None = None, size: tuple[int, int] = (480, 360)):
@@ -198,20 +199,12 @@ class Run:
 
         MuJoCo renders headless with EGL (or OSMesa): MUJOCO_GL=egl is used unless set otherwise.
         """
-        import gymnasium as gym
-
         os.environ.setdefault("MUJOCO_GL", "egl")
-        env_id, policy = self._env(env), self.policy(member)
+        setup, policy = self._setup(env), self.policy(member)
         stats = self.dataset.stats
+        screen = make_env(setup, render_mode="rgb_array", width=size[0], height=size[1])
         try:
-            with warnings.catch_warnings():  # v4 is chosen on purpose: D4RL's reference scores apply to it
-                warnings.filterwarnings("ignore", message=".*is out of date.*")
-                screen = gym.make(env_id, render_mode="rgb_array", width=size[0], height=size[1])
-        except Exception as e:  # gymnasium raises several types for unknown or unavailable ids
-            raise DatasetError(f"cannot make env '{env_id}' for rendering: {str(e).splitlines()[0]}") from None
-        try:
-            check_env_matches(screen, env_id, stats["obs_dim"], stats["act_dim"])
-            pad = observation_padding(env_id, screen.observation_space.shape[0], stats["obs_dim"])
+            check_env_matches(screen, setup.env_id, stats["obs_dim"], stats["act_dim"])
             low, high = screen.action_space.low, screen.action_space.high
             fps = int(screen.metadata.get("render_fps") or VIDEO_MAX_FPS)
             stride = max(1, round(fps / VIDEO_MAX_FPS))
@@ -222,7 +215,7 @@ class Run:
                 while not done and (max_steps is None or t < max_steps):
                     if t % stride == 0:
                         frames.append(screen.render())
-                    action = np.asarray(policy(np.pad(np.asarray(obs, np.float32), (0, pad))), np.float64)
+                    action = np.asarray(policy(np.asarray(obs, np.float32)), np.float64)
                     action = low + (np.clip(action, -1, 1) + 1.0) * 0.5 * (high - low)
                     obs, reward, terminated, truncated, _ = screen.step(action)
                     total, t, done = total + float(reward), t + 1, terminated or truncated
@@ -231,11 +224,12 @@ class Run:
             screen.close()
         return frames, fps / stride, returns
 
-    def _env(self, env: str | None) -> str:
-        env_id = env or self.env_id
-        if not env_id:
+    def _setup(self, env: str | None):
+        """The run's evaluation setup, or the one for another env id (scored only where that env has refs)."""
+        setup = setup_for_dataset(self.dataset, env) if env else self.setup
+        if setup is None:
             raise RunError(f"cannot infer the evaluation env of dataset '{self.config.dataset}': name one (env=...)")
-        return env_id
+        return setup
 
 
 def _any_batch(act):

@@ -23,15 +23,15 @@ sys.path.insert(0, str(ROOT))
 
 from algorithms import misa  # noqa: E402
 from common import experiment  # noqa: E402
-from common.datasets import DatasetError, dataset_family, load_dataset, normalized_score  # noqa: E402
-from common.evaluation import make_env  # noqa: E402
+from common.datasets import DatasetError, load_dataset  # noqa: E402
+from common.evaluation import make_env, normalized, setup_for_dataset  # noqa: E402
 
 CONFIG = f"{ROOT}/configs/misa_mujoco.py:demo"
 
 
-def random_policy_returns(env_id: str, episodes: int, seed: int) -> np.ndarray:
+def random_policy_returns(setup, episodes: int, seed: int) -> np.ndarray:
     """Returns of `episodes` episodes of uniformly random actions (env and action seeds from `seed`)."""
-    env = make_env(env_id)
+    env = make_env(setup)
     env.action_space.seed(seed)
     returns = np.zeros(episodes)
     try:
@@ -54,19 +54,20 @@ def score_cell(scores) -> str:
     return f"{scores.mean():.1f}" + (f" ± {scores.std():.1f}" if scores.size > 1 else "")
 
 
-def comparison_table(summary: dict, dataset, episodes: int, seed: int) -> str:
-    """Policy vs the dataset's own episodes vs uniform random actions (normalised score and return)."""
-    family = dataset_family(summary["env"])
-    random_returns = random_policy_returns(summary["env"], max(episodes, 1), seed)
+def comparison_table(summary: dict, dataset, episodes: int, seed: int, env: str = "") -> str:
+    """Policy vs the dataset's own episodes vs uniform random actions (normalised score and return), all scored
+    by the run's evaluation setup."""
+    setup = setup_for_dataset(dataset, env)
+    random_returns = random_policy_returns(setup, max(episodes, 1), seed)
     data_return = float(np.mean(dataset.episode_returns))
     seeds = summary["num_seeds"]
     rows = [
         (f"MISA after {summary['total_steps']} steps ({seeds} seed{'s' if seeds > 1 else ''}, final evaluation)",
          score_cell(summary["normalized_score_final"]), score_cell(summary["return_final"])),
         (f"the dataset's own episodes ({len(dataset.episode_returns)})",
-         score_cell([normalized_score(family, data_return)]), f"{data_return:.1f}"),
+         score_cell(normalized(setup, [data_return])), f"{data_return:.1f}"),
         (f"uniform random actions ({len(random_returns)} episodes)",
-         score_cell([normalized_score(family, random_returns.mean())]), f"{random_returns.mean():.1f}"),
+         score_cell(normalized(setup, [random_returns.mean()])), f"{random_returns.mean():.1f}"),
     ]
     lines = ["| policy | normalised score | return |", "|---|---:|---:|"]
     lines += [f"| {name} | {score} | {ret} |" for name, score, ret in rows]
@@ -98,7 +99,7 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return experiment.EXIT_BAD_INPUT
     print(f"\nwall time {time.perf_counter() - t0:.0f} s; scores on {summary['env']} (D4RL-normalised):")
-    print(comparison_table(summary, dataset, config.eval_episodes, config.seed))
+    print(comparison_table(summary, dataset, config.eval_episodes, config.seed, config.env))
     if (run_dir / "curves.png").exists():
         print(f"learning curve: {run_dir / 'curves.png'}")
     print(f"evaluate again, film, load: python scripts/evaluate.py --run {run_dir} --video {run_dir}/videos")
