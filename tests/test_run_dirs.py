@@ -160,3 +160,28 @@ def test_two_runs_into_one_directory(data_file, tmp_path):
     assert seeds == {"0"}
     stopped = int((run_dir / "checkpoints" / "LATEST").read_text().strip().split("_")[1])
     assert stopped > 0 and not (run_dir / ".lock").exists()
+
+
+def test_a_file_size_limit_of_the_os_is_one_line_and_leaves_no_temporary_file(data_file, tmp_path):
+    """A real write error from the OS (RLIMIT_FSIZE: EFBIG, as a full disk gives ENOSPC) at the first checkpoint:
+    exit 2, one line, no temporary file; the run then resumes from step 0."""
+    import resource
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write then fails with EFBIG instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))  # the state of these networks is larger
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+    cmd = [sys.executable, "algorithms/td3_bc.py", *cli_args(data_file, tmp_path, run_name="big",
+                                                               checkpoint_every="10")[1:]]
+    limited = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+                             preexec_fn=limit_file_size)
+    assert_refused(limited.returncode, limited.stderr,
+                   r"^error: cannot write checkpoint step_10 .*\(File too large\); no checkpoint yet: rerun with "
+                   r"--config\.resume=True")
+    run_dir = tmp_path / "big"
+    assert not list(run_dir.rglob("*.tmp")) and not (run_dir / "checkpoints" / "LATEST").exists()
+    resumed = subprocess.run(cmd + ["--config.resume=True"], cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert (run_dir / "checkpoints" / "LATEST").read_text().strip() == "step_20"
