@@ -6,7 +6,9 @@ In-process runs call the real CLI entry `td3_bc.main(argv)`; the concurrency tes
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import io
 import json
 import os
 import shutil
@@ -40,11 +42,19 @@ def strict_json(path):
     return json.loads(path.read_text(), parse_constant=refuse)
 
 
-def test_no_evaluation_is_reported_plainly_in_strict_json(data_file, tmp_path, capsys):
-    assert td3_bc.main(cli_args(data_file, tmp_path, run_name="noeval")) == 0
-    out = capsys.readouterr().out
+@pytest.fixture(scope="module")
+def no_eval_run(data_file, tmp_path_factory):
+    """A finished 20-step run with eval_episodes=0 (its only checkpoint is the final one), and its stdout."""
+    log_dir = tmp_path_factory.mktemp("noeval")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert td3_bc.main(cli_args(data_file, log_dir, run_name="noeval")) == 0
+    return log_dir / "noeval", out.getvalue()
+
+
+def test_no_evaluation_is_reported_plainly_in_strict_json(no_eval_run):
+    run_dir, out = no_eval_run
     assert "no evaluation (eval_episodes=0)" in out and "nan" not in out, out
-    run_dir = tmp_path / "noeval"
     assert f"results: {run_dir} (metrics.csv, summary.json)" in out, out
     assert not (run_dir / "eval.csv").exists() and not (run_dir / "curves.png").exists()
     summary = strict_json(run_dir / "summary.json")
@@ -53,17 +63,14 @@ def test_no_evaluation_is_reported_plainly_in_strict_json(data_file, tmp_path, c
     strict_json(run_dir / "checkpoints" / "step_20" / "meta.json")
 
 
-def test_a_run_stopped_before_its_first_checkpoint_resumes_from_step_0_exactly(data_file, tmp_path, capsys):
+def test_a_run_stopped_before_its_first_checkpoint_resumes_from_step_0_exactly(no_eval_run, data_file, tmp_path):
     """A run that died after logging rows but before any checkpoint: resume starts again from step 0, keeps the
     original config.json, appends to history.jsonl, and ends exactly as the run that was never stopped."""
-    argv = cli_args(data_file, tmp_path, run_name="whole", checkpoint_every="0")
-    assert td3_bc.main(argv) == 0
-    whole = tmp_path / "whole"
+    whole = no_eval_run[0]
     stopped = shutil.copytree(whole, tmp_path / "stopped")
-    for name in ("checkpoints", "summary.json"):
-        shutil.rmtree(stopped / name) if name == "checkpoints" else (stopped / name).unlink()
+    shutil.rmtree(stopped / "checkpoints")
+    (stopped / "summary.json").unlink()
     config_before = (stopped / "config.json").read_bytes()
-    capsys.readouterr()
     assert td3_bc.main(cli_args(data_file, tmp_path, run_name="stopped", resume="True")) == 0
     assert (stopped / "config.json").read_bytes() == config_before
     history = [json.loads(line) for line in (stopped / "history.jsonl").read_text().splitlines()]
