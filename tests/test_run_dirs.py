@@ -6,7 +6,9 @@ In-process runs call the real CLI entry `td3_bc.main(argv)`; the concurrency tes
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import io
 import json
 import os
 import shutil
@@ -40,11 +42,19 @@ def strict_json(path):
     return json.loads(path.read_text(), parse_constant=refuse)
 
 
-def test_no_evaluation_is_reported_plainly_in_strict_json(data_file, tmp_path, capsys):
-    assert td3_bc.main(cli_args(data_file, tmp_path, run_name="noeval")) == 0
-    out = capsys.readouterr().out
+@pytest.fixture(scope="module")
+def no_eval_run(data_file, tmp_path_factory):
+    """A finished 20-step run with eval_episodes=0 (its only checkpoint is the final one), and its stdout."""
+    log_dir = tmp_path_factory.mktemp("noeval")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert td3_bc.main(cli_args(data_file, log_dir, run_name="noeval")) == 0
+    return log_dir / "noeval", out.getvalue()
+
+
+def test_no_evaluation_is_reported_plainly_in_strict_json(no_eval_run):
+    run_dir, out = no_eval_run
     assert "no evaluation (eval_episodes=0)" in out and "nan" not in out, out
-    run_dir = tmp_path / "noeval"
     assert f"results: {run_dir} (metrics.csv, summary.json)" in out, out
     assert not (run_dir / "eval.csv").exists() and not (run_dir / "curves.png").exists()
     summary = strict_json(run_dir / "summary.json")
@@ -53,17 +63,14 @@ def test_no_evaluation_is_reported_plainly_in_strict_json(data_file, tmp_path, c
     strict_json(run_dir / "checkpoints" / "step_20" / "meta.json")
 
 
-def test_a_run_stopped_before_its_first_checkpoint_resumes_from_step_0_exactly(data_file, tmp_path, capsys):
+def test_a_run_stopped_before_its_first_checkpoint_resumes_from_step_0_exactly(no_eval_run, data_file, tmp_path):
     """A run that died after logging rows but before any checkpoint: resume starts again from step 0, keeps the
     original config.json, appends to history.jsonl, and ends exactly as the run that was never stopped."""
-    argv = cli_args(data_file, tmp_path, run_name="whole", checkpoint_every="0")
-    assert td3_bc.main(argv) == 0
-    whole = tmp_path / "whole"
+    whole = no_eval_run[0]
     stopped = shutil.copytree(whole, tmp_path / "stopped")
-    for name in ("checkpoints", "summary.json"):
-        shutil.rmtree(stopped / name) if name == "checkpoints" else (stopped / name).unlink()
+    shutil.rmtree(stopped / "checkpoints")
+    (stopped / "summary.json").unlink()
     config_before = (stopped / "config.json").read_bytes()
-    capsys.readouterr()
     assert td3_bc.main(cli_args(data_file, tmp_path, run_name="stopped", resume="True")) == 0
     assert (stopped / "config.json").read_bytes() == config_before
     history = [json.loads(line) for line in (stopped / "history.jsonl").read_text().splitlines()]
@@ -160,3 +167,28 @@ def test_two_runs_into_one_directory(data_file, tmp_path):
     assert seeds == {"0"}
     stopped = int((run_dir / "checkpoints" / "LATEST").read_text().strip().split("_")[1])
     assert stopped > 0 and not (run_dir / ".lock").exists()
+
+
+def test_a_file_size_limit_of_the_os_is_one_line_and_leaves_no_temporary_file(data_file, tmp_path):
+    """A real write error from the OS (RLIMIT_FSIZE: EFBIG, as a full disk gives ENOSPC) at the first checkpoint:
+    exit 2, one line, no temporary file; the run then resumes from step 0."""
+    import resource
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write then fails with EFBIG instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))  # the state of these networks is larger
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+    cmd = [sys.executable, "algorithms/td3_bc.py", *cli_args(data_file, tmp_path, run_name="big",
+                                                               checkpoint_every="10")[1:]]
+    limited = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+                             preexec_fn=limit_file_size)
+    assert_refused(limited.returncode, limited.stderr,
+                   r"^error: cannot write checkpoint step_10 .*\(File too large\); no checkpoint yet: rerun with "
+                   r"--config\.resume=True")
+    run_dir = tmp_path / "big"
+    assert not list(run_dir.rglob("*.tmp")) and not (run_dir / "checkpoints" / "LATEST").exists()
+    resumed = subprocess.run(cmd + ["--config.resume=True"], cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert (run_dir / "checkpoints" / "LATEST").read_text().strip() == "step_20"
