@@ -44,10 +44,11 @@ def pendulum(pendulum_noisy_file):
     return data, float(data.episode_returns.mean()), float(random_return)
 
 
-def evaluate(agent, policy_params, obs_dim, act_dim) -> float:
+def evaluate(agent, policies, obs_dim, act_dim) -> list[float]:
+    """Mean return of each policy's deterministic actions over the same EPISODES episodes."""
     evaluator = Evaluator(ENV, agent.act, 1, EPISODES, obs_dim, act_dim, SEED)
     try:
-        return float(evaluator(jax.tree.map(lambda x: x[None], policy_params), 0).mean())
+        return [float(evaluator(jax.tree.map(lambda x: x[None], params), 0).mean()) for params in policies]
     finally:
         evaluator.close()
 
@@ -64,8 +65,9 @@ def train_and_evaluate(name, data):
     key = jax.random.PRNGKey(config.seed)
     state, metrics = jax.jit(module.make_train(config, data))(key)
     obs_dim, act_dim = data.stats["obs_dim"], data.stats["act_dim"]
-    untrained = evaluate(agent, agent.policy_params(agent.init(key, agent.hparams)), obs_dim, act_dim)
-    return config, untrained, evaluate(agent, agent.policy_params(state), obs_dim, act_dim), metrics
+    untrained, learned = evaluate(agent, [agent.policy_params(agent.init(key, agent.hparams)),
+                                          agent.policy_params(state)], obs_dim, act_dim)
+    return config, untrained, learned, metrics
 
 
 @pytest.mark.parametrize("name", list(METHODS))
