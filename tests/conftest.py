@@ -55,3 +55,17 @@ def hopper_random_file(tmp_path_factory) -> Path:
     """2,000 rows of random Hopper-v4 play (many short episodes ending in terminals)."""
     path = tmp_path_factory.mktemp("data") / "hopper-random-tiny.hdf5"
     return write_hdf5(path, rollout_raw("Hopper-v4", 2000), {"env_id": "Hopper-v4"})
+
+
+def noisy_pendulum_controller(obs, rng):
+    """A competent PD balance controller with heavy action noise (episodes last ~300 of 1000 steps)."""
+    force = np.array([1.0, 20.0, 1.0, 2.0]) @ obs + 2.0 * rng.normal()
+    return np.array([np.clip(force, -3, 3) / 3.0])  # dataset actions in [-1, 1]; the env range is [-3, 3]
+
+
+@pytest.fixture(scope="session")
+def pendulum_noisy_file(tmp_path_factory) -> Path:
+    """20,000 rows of InvertedPendulum-v4 from the noisy PD controller: data that an offline method can beat."""
+    path = tmp_path_factory.mktemp("data") / "pendulum-noisy.hdf5"
+    raw = rollout_raw("InvertedPendulum-v4", 20_000, seed=0, policy=noisy_pendulum_controller)
+    return write_hdf5(path, raw, {"env_id": "InvertedPendulum-v4"})
