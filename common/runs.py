@@ -207,6 +207,10 @@ class Run:
             with warnings.catch_warnings():  # v4 is chosen on purpose: D4RL's reference scores apply to it
                 warnings.filterwarnings("ignore", message=".*is out of date.*")
                 screen = gym.make(env_id, render_mode="rgb_array", width=size[0], height=size[1])
+                if tracking_camera(screen) is not None:  # follow the body (the locomotion models name it "track")
+                    screen.close()
+                    screen = gym.make(env_id, render_mode="rgb_array", width=size[0], height=size[1],
+                                      camera_name="track")
         except Exception as e:  # gymnasium raises several types for unknown or unavailable ids
             raise DatasetError(f"cannot make env '{env_id}' for rendering: {str(e).splitlines()[0]}") from None
         try:
@@ -236,6 +240,17 @@ class Run:
         if not env_id:
             raise RunError(f"cannot infer the evaluation env of dataset '{self.config.dataset}': name one (env=...)")
         return env_id
+
+
+def tracking_camera(env):
+    """The id of the MuJoCo camera named "track" in the env's model, or None."""
+    import mujoco
+
+    model = getattr(env.unwrapped, "model", None)
+    if model is None:
+        return None
+    camera = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, "track")
+    return None if camera < 0 else camera
 
 
 def _any_batch(act):
