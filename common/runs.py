@@ -203,6 +203,9 @@ class Run:
         setup, policy = self._setup(env), self.policy(member)
         stats = self.dataset.stats
         screen = make_env(setup, render_mode="rgb_array", width=size[0], height=size[1])
+        if tracking_camera(screen) is not None:  # follow the body (the locomotion models name it "track")
+            screen.close()
+            screen = make_env(setup, render_mode="rgb_array", width=size[0], height=size[1], camera_name="track")
         try:
             check_env_matches(screen, setup.env_id, stats["obs_dim"], stats["act_dim"])
             low, high = screen.action_space.low, screen.action_space.high
@@ -230,6 +233,17 @@ class Run:
         if setup is None:
             raise RunError(f"cannot infer the evaluation env of dataset '{self.config.dataset}': name one (env=...)")
         return setup
+
+
+def tracking_camera(env):
+    """The id of the MuJoCo camera named "track" in the env's model, or None."""
+    import mujoco
+
+    model = getattr(env.unwrapped, "model", None)
+    if model is None:
+        return None
+    camera = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, "track")
+    return None if camera < 0 else camera
 
 
 def _any_batch(act):
