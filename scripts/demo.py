@@ -77,7 +77,10 @@ def comparison_table(summary: dict, dataset, episodes: int, seed: int, env: str 
 def main(argv=None) -> int:
     overrides = list(sys.argv[1:] if argv is None else argv)
     run_name = time.strftime("demo_misa_%Y%m%d_%H%M%S")
-    args = ["misa", f"--config={CONFIG}", "--config.log_dir=runs", f"--config.run_name={run_name}", *overrides]
+    given = {o.split("=", 1)[0] for o in overrides}
+    defaults = [d for d in ("--config.log_dir=runs", f"--config.run_name={run_name}")
+                if d.split("=", 1)[0] not in given]
+    args = ["misa", f"--config={CONFIG}", *defaults, *overrides]
     try:
         config = experiment.parse_config(args, "configs/misa_mujoco.py")
     except experiment.ConfigError as e:

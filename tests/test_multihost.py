@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 from conftest import ROOT
-from test_sweeps import TINY, checkpoint_actor, run_cli
+from test_sweeps import checkpoint_actor, run_cli, with_defaults
 
 
 def free_port() -> int:
@@ -30,7 +30,7 @@ def test_two_processes_equal_one_process(hopper_random_file, tmp_path):
     procs = [
         subprocess.Popen(
             [sys.executable, str(ROOT / "algorithms" / "td3_bc.py"), f"--config.log_dir={tmp_path / 'multi'}",
-             *TINY, *common, "--config.eval_episodes=1", "--config.distributed=True",
+             *with_defaults(common), "--config.distributed=True",
              f"--config.coordinator_address=127.0.0.1:{port}", "--config.num_processes=2",
              f"--config.process_id={pid}"],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

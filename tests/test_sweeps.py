@@ -22,9 +22,16 @@ TINY = ["--config.total_steps=40", "--config.eval_every=20", "--config.batch_siz
         "--config.hidden_dims=(32, 32)", "--config.eval_episodes=0", "--config.progress=False"]
 
 
+def with_defaults(args, defaults=TINY):
+    """`defaults` for the fields `args` does not set, then `args` (a field may be given only once)."""
+    given = {a.split("=", 1)[0] for a in args}
+    return [d for d in defaults if d.split("=", 1)[0] not in given] + list(args)
+
+
 def run_cli(args, devices: int, tmp_path):
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, str(ROOT / "algorithms" / "td3_bc.py"), f"--config.log_dir={tmp_path}", *TINY, *args]
+    cmd = [sys.executable, str(ROOT / "algorithms" / "td3_bc.py"), f"--config.log_dir={tmp_path}",
+           *with_defaults(args)]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
 
 
