@@ -17,8 +17,11 @@ import time
 
 import pytest
 from conftest import ROOT
+from test_resume import STEPS as RESUME_STEPS
+from test_resume import final_files
 
 STEPS, EVERY, CHECKPOINT_EVERY = 200, 20, 100  # checkpoints of their own only at 100 and 200
+assert STEPS == RESUME_STEPS  # final_files reads step_{STEPS}
 ALGORITHMS = {
     "td3_bc": ["--config.hidden_dims=(32, 32)"],
     "misa": ["--config.hidden_dims=(32, 32)", "--config.n_actions=4", "--config.hmc_burn_in=2",
@@ -64,15 +67,6 @@ def one_line(err: str) -> str:
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in err, err
     return lines[0]
-
-
-def final_files(run_dir):
-    step_dir = run_dir / "checkpoints" / f"step_{STEPS}"
-    return {
-        "state": (step_dir / "state.msgpack").read_bytes(),
-        "eval.csv": (run_dir / "eval.csv").read_text(),
-        "metrics.csv": (run_dir / "metrics.csv").read_text(),
-    }
 
 
 def latest_step(run_dir) -> int:
