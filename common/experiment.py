@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import itertools
 import os
 import shutil
@@ -280,12 +281,15 @@ class Preemption:
     Outside `deferred()` a signal raises Interrupted at once (nothing of the run's results exists yet). Inside it,
     the first signal is only recorded: the loop finishes the interval under way (updates, logging, evaluation),
     writes a checkpoint of it and stops. A second signal raises at once: the run stops without a new checkpoint.
+
+    Python drops an exception raised where it cannot propagate (a garbage-collector callback such as JAX's, a
+    `__del__`); a signal that lands there is kept pending and `check()`, called between the run's steps, raises it.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
-        self.signum, self.deferring, self.previous = None, False, {}
+        self.signum, self.deferring, self.previous, self.pending = None, False, {}, None
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -300,7 +304,16 @@ class Preemption:
         if self.deferring and self.signum is None:
             self.signum = signum
             return
+        if _exceptions_dropped_in(frame):
+            self.pending = self.pending or signum
+            return
         raise Interrupted(signum)
+
+    def check(self) -> None:
+        """Raises the signal that arrived where it could not be raised, if one did."""
+        if self.pending is not None:
+            signum, self.pending = self.pending, None
+            raise Interrupted(signum)
 
     @contextlib.contextmanager
     def deferred(self):
@@ -319,6 +332,16 @@ class Preemption:
             if self.signum is None and seen.any():
                 self.signum = int(seen[seen > 0][0])
         return self.signum is not None
+
+
+def _exceptions_dropped_in(frame) -> bool:
+    """Whether `frame` runs inside a garbage-collector callback or a `__del__`, where Python ignores exceptions."""
+    callbacks = {getattr(cb, "__code__", None) for cb in gc.callbacks}
+    while frame is not None:
+        if frame.f_code in callbacks or frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
 
 
 # ------------------------------------------------------------------------------------------------
@@ -703,7 +726,9 @@ def train(job: Job, program: Program, progress: Progress, preemption: Preemption
     config = job.config
     while progress.step < config.total_steps:
         train_interval(job, program, progress)
+        preemption.check()
         evaluate(job, program, progress)
+        preemption.check()
         if checkpoint_due(config, progress.step):
             save_checkpoint(job, progress)
         if preemption.requested() and progress.step < config.total_steps:
@@ -750,9 +775,13 @@ def run(algorithm: str, make_agent, prepare_data, config, validate_config=None, 
             raise
         progress = None
         try:
+            preemption.check()
             program, state = place(job, prepare_data)
+            preemption.check()
             progress = restore(job, program, state)
+            preemption.check()
             compile_interval(job, program, progress.state)
+            preemption.check()
             open_logs(job, program, progress)
             with preemption.deferred():
                 try:
@@ -841,13 +870,15 @@ def initialize_distributed(config) -> None:
 
 def main(algorithm, make_agent, prepare_data, argv=None, default_config="", validate_config=None) -> int:
     """CLI entry: parse, run, print the result; returns the exit status (see the module docstring)."""
-    argv = sys.argv if argv is None else argv
+    cli, argv = argv is None, sys.argv if argv is None else argv
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     try:
         config = parse_config(argv, default_config)
         if config.distributed:
             initialize_distributed(config)
         summary = run(algorithm, make_agent, prepare_data, config, validate_config)
+        if cli:
+            ignore_further_signals()
     except (ConfigError, DatasetError, checkpoints.CheckpointError, WriteFailed) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -855,6 +886,8 @@ def main(algorithm, make_agent, prepare_data, argv=None, default_config="", vali
         print(f"error: {e}", file=sys.stderr)
         return EXIT_DIVERGED
     except Interrupted as e:
+        if cli:
+            ignore_further_signals()
         print(e, file=sys.stderr)
         return e.status
     except KeyboardInterrupt:  # before the run installed its handlers
@@ -869,6 +902,12 @@ def main(algorithm, make_agent, prepare_data, argv=None, default_config="", vali
                if (Path(summary["run_dir"]) / name).exists()]
     print(f"results: {summary['run_dir']} ({', '.join(written)})")
     return 0
+
+
+def ignore_further_signals() -> None:
+    """Once the run has stopped, a signal during the process's exit would only add a traceback to its one line."""
+    for s in Preemption.SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
 
 
 def result_line(algorithm: str, summary: dict) -> str:

@@ -1,26 +1,24 @@
 """A finished (or checkpointed) run, back in Python: its config, members, policies, evaluation and video.
 
-    from common.runs import load_run
+    from algorithms import load_run
 
     run = load_run("runs/demo_misa_20261201_120000")     # the latest checkpoint; checkpoint=STEP for another
     act = run.policy(0)                                  # jitted: obs (obs_dim,) or (B, obs_dim) -> action in [-1, 1]
     result = run.evaluate(episodes=10, seed=1)           # result.returns, result.scores: (members, episodes)
 
 The run is rebuilt from what it wrote: `config.json` and a checkpoint (`common/checkpoints.py`). The
-checkpoint names its algorithm; the algorithm file's `make_agent` rebuilds the networks (and, for
-TD3+BC, the dataset's state normalisation, so the dataset is loaded again). Each algorithm is looked up
-by that name at load time (`algorithms.<name>`), the one place a module under common/ reaches an
-algorithm file, and only because a saved run names its own.
+checkpoint names its algorithm; the caller maps that name to the algorithm's `make_agent`, which rebuilds
+the networks (and, for TD3+BC, the dataset's state normalisation, so the dataset is loaded again).
+`algorithms.load_run` is this module's `load_run` with the algorithm files of this project as that map.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import warnings
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import flax.serialization
 import jax
@@ -93,17 +91,12 @@ def stored_rows(path: Path) -> int:
     return int(np.shape(leaves[0])[0])
 
 
-def algorithm_module(name: str):
-    try:
-        return importlib.import_module(f"algorithms.{name}")
-    except ImportError:
-        raise RunError(f"the checkpoint names algorithm '{name}', which has no file algorithms/{name}.py") from None
-
-
-def load_run(run_dir, checkpoint: int | None = None, dataset: Dataset | None = None) -> Run:
+def load_run(run_dir, make_agent_for: Callable[[str], Callable], checkpoint: int | None = None,
+             dataset: Dataset | None = None) -> Run:
     """Rebuilds a run from `run_dir/config.json` and its latest checkpoint (or the one at step `checkpoint`).
 
-    `dataset` may be given to skip loading the run's dataset again (it must be the same data).
+    `make_agent_for(name)` returns the `make_agent(config, dataset)` of the algorithm the checkpoint names (RunError
+    when there is none). `dataset` may be given to skip loading the run's dataset again (it must be the same data).
     Raises RunError (bad directory or checkpoint), DatasetError (the run's dataset is gone).
     """
     run_dir = Path(run_dir).expanduser()
@@ -114,9 +107,9 @@ def load_run(run_dir, checkpoint: int | None = None, dataset: Dataset | None = N
     meta = read_json(path / "meta.json", "meta.json")
     if not {"algorithm", "members", "step"} <= set(meta):
         raise RunError(f"checkpoint {path} is incomplete: meta.json lacks algorithm, members or step")
-    module = algorithm_module(meta["algorithm"])
+    make_agent = make_agent_for(meta["algorithm"])
     dataset = dataset if dataset is not None else load_dataset(config.dataset, env_id=config.env or None)
-    agent = module.make_agent(config, dataset)
+    agent = make_agent(config, dataset)
 
     rows = stored_rows(path)
     hparams = {k: jnp.full((rows,), v, jnp.float32) for k, v in agent.hparams.items()}

@@ -26,10 +26,11 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
+from algorithms import load_run  # noqa: E402
 from common.checkpoints import CheckpointError  # noqa: E402
 from common.datasets import DatasetError  # noqa: E402
 from common.logger import write_json_atomic  # noqa: E402
-from common.runs import RunError, load_run, member_label, write_video  # noqa: E402
+from common.runs import RunError, member_label, write_video  # noqa: E402
 
 EXIT_BAD_INPUT = 2
 

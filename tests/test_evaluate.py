@@ -14,9 +14,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from conftest import ROOT  # noqa: E402
 
-from algorithms import td3_bc  # noqa: E402
+from algorithms import load_run, td3_bc  # noqa: E402
 from common.evaluation import Evaluator  # noqa: E402
-from common.runs import RunError, load_run, write_video  # noqa: E402
+from common.runs import RunError, write_video  # noqa: E402
 from scripts import evaluate  # noqa: E402
 
 STEPS, EVERY, EPISODES = 200, 100, 2
