@@ -17,6 +17,9 @@
   `numpy.int32 in (mjtJoint.mjJNT_HINGE, ...)` is False there (the enum no longer equals a numpy
   integer when it is the left operand); gymnasium-robotics' joint helpers assert exactly that.
   The shim gives those helpers plain-int joint types.
+* `route_mujoco_warnings`: mujoco 4 prints "WARNING: compiler attribute 'settotalmass' is deprecated"
+  to stderr each time gymnasium's HalfCheetah model is compiled (every evaluation env); the model is
+  unchanged by it. That one message is dropped, every other MuJoCo warning becomes a Python warning.
 """
 
 from __future__ import annotations
@@ -61,6 +64,25 @@ def mujoco4_enum_shim() -> None:
     if np.int32(int(mujoco.mjtJoint.mjJNT_HINGE)) in (mujoco.mjtJoint.mjJNT_HINGE,):
         return  # this mujoco compares enums with numpy ints: nothing to fix
     mujoco_utils.mujoco = _MujocoWithIntJoints(mujoco)
+
+
+# A compile-time deprecation of mujoco >= 4 in gymnasium's half_cheetah.xml (the model is compiled as before).
+KNOWN_HARMLESS_MUJOCO_WARNINGS = ("compiler attribute 'settotalmass' is deprecated",)
+
+
+def _mujoco_warning(message: str) -> None:
+    if not any(known in message for known in KNOWN_HARMLESS_MUJOCO_WARNINGS):
+        import warnings
+
+        warnings.warn(f"MuJoCo: {message.strip()}", RuntimeWarning, stacklevel=2)
+
+
+def route_mujoco_warnings() -> None:
+    """MuJoCo's warnings as Python warnings (filterable, shown once per message), less the known harmless one."""
+    import mujoco
+
+    if mujoco.get_mju_user_warning() is not _mujoco_warning:
+        mujoco.set_mju_user_warning(_mujoco_warning)
 
 
 def import_gymnasium_robotics():

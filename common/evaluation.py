@@ -133,6 +133,7 @@ def make_env(setup: EvalSetup | str, **render) -> gym.Env:
             raise DatasetError(f"gymnasium-robotics {gymnasium_robotics.__version__}: the Adroit {setup.task} reward "
                                f"is only checked against D4RL's for {', '.join(d4rl_envs.SIGN_BUG_VERSIONS)}; "
                                "install gymnasium-robotics==1.4.2")
+    d4rl_envs.route_mujoco_warnings()
     try:
         env = _make_base(setup, render)
     except DatasetError:

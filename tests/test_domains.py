@@ -437,3 +437,13 @@ def test_mujoco4_shim_touches_only_gymnasium_robotics_joint_helpers():
     data.qpos[0] = 0.25
     qpos, _ = mujoco_utils.robot_get_obs(model, data, ["robot:j"])  # asserts on the joint type (failed on 4.0.0)
     assert float(qpos) == 0.25
+
+
+def test_mujoco_warnings_are_python_warnings_less_the_known_harmless_deprecation(capfd):
+    """mujoco 4 prints a 'settotalmass' deprecation to stderr for every HalfCheetah env; that line is dropped and
+    any other MuJoCo warning reaches Python's warnings (so it can be seen, filtered or turned into an error)."""
+    env = evaluation.make_env("HalfCheetah-v4")
+    env.close()
+    assert "settotalmass" not in capfd.readouterr().err
+    with pytest.warns(RuntimeWarning, match="MuJoCo: something else happened"):
+        d4rl_envs._mujoco_warning("something else happened\n")

@@ -63,26 +63,39 @@ def final_files(run_dir):
     }
 
 
+_UNINTERRUPTED: dict[str, dict] = {}
+
+
+def uninterrupted(algorithm, dataset, tmp_path_factory) -> dict:
+    """final_files of `command(algorithm, dataset, ...)` run once without interruption; one run per algorithm and
+    test session, shared with test_signals (checkpoint_every changes no number, only which checkpoints exist)."""
+    if algorithm not in _UNINTERRUPTED:
+        log_dir = tmp_path_factory.mktemp(f"uninterrupted_{algorithm}")
+        run_to_end(command(algorithm, dataset, log_dir))
+        _UNINTERRUPTED[algorithm] = final_files(log_dir / "run")
+    return _UNINTERRUPTED[algorithm]
+
+
 @pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
-def test_killed_and_resumed_runs_equal_an_uninterrupted_run_bit_for_bit(algorithm, hopper_random_file, tmp_path):
+def test_killed_and_resumed_runs_equal_an_uninterrupted_run_bit_for_bit(algorithm, hopper_random_file, tmp_path,
+                                                                        tmp_path_factory):
     if importlib.util.find_spec(f"algorithms.{algorithm}") is None:
         pytest.skip(f"algorithms/{algorithm}.py not present")
-    run_to_end(command(algorithm, hopper_random_file, tmp_path / "whole"))
-    expected = final_files(tmp_path / "whole" / "run")
+    expected = uninterrupted(algorithm, hopper_random_file, tmp_path_factory)
     assert len(expected["eval.csv"].splitlines()) == 1 + STEPS // EVERY
     rng = random.Random(algorithm)
-    for kill_point in (EVERY, 3 * EVERY):
-        log_dir = tmp_path / f"killed_{kill_point}"
-        code = kill_after_checkpoint(command(algorithm, hopper_random_file, log_dir), log_dir / "run", kill_point,
-                                     rng.uniform(0.0, 0.1))
-        assert code == -signal.SIGKILL, f"the run ended by itself before it could be killed (exit {code})"
-        killed_at = int((log_dir / "run" / "checkpoints" / "LATEST").read_text().strip().split("_")[1])
-        assert kill_point <= killed_at < STEPS
-        run_to_end(command(algorithm, hopper_random_file, log_dir, "--config.resume=True"))
-        resumed = final_files(log_dir / "run")
-        assert resumed["eval.csv"] == expected["eval.csv"], f"kill after step {kill_point}"
-        assert resumed["metrics.csv"] == expected["metrics.csv"], f"kill after step {kill_point}"
-        assert resumed["state"] == expected["state"], f"kill after step {kill_point}: parameters differ"
+    kill_point = rng.randint(1, 6) * EVERY  # each algorithm its own point (seeded: reproducible)
+    log_dir = tmp_path / "killed"
+    code = kill_after_checkpoint(command(algorithm, hopper_random_file, log_dir), log_dir / "run", kill_point,
+                                 rng.uniform(0.0, 0.1))
+    assert code == -signal.SIGKILL, f"the run ended by itself before it could be killed (exit {code})"
+    killed_at = int((log_dir / "run" / "checkpoints" / "LATEST").read_text().strip().split("_")[1])
+    assert kill_point <= killed_at < STEPS
+    run_to_end(command(algorithm, hopper_random_file, log_dir, "--config.resume=True"))
+    resumed = final_files(log_dir / "run")
+    assert resumed["eval.csv"] == expected["eval.csv"], f"kill after step {killed_at}"
+    assert resumed["metrics.csv"] == expected["metrics.csv"], f"kill after step {killed_at}"
+    assert resumed["state"] == expected["state"], f"kill after step {killed_at}: parameters differ"
 
 
 def test_divergence_stops_with_status_3_and_keeps_the_last_checkpoint(hopper_random_file, tmp_path):
