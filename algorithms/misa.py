@@ -240,6 +240,28 @@ def hmc_chain(log_density: Callable, init, momenta, log_uniforms, step_size, *, 
     return HMCResult(chain[num_burn_in:], step_size, jnp.mean(accept_probs[num_burn_in:]))
 
 
+def hmc_diagnostics(hmc: HMCResult, data_actions, policy_gradient: Callable, mean, log_std, state_weights) -> dict:
+    """How much the unbiased-gradient term adds beyond behaviour cloning, per training step.
+
+    hmc_unmoved: fraction of kept samples still at their chain's start (the dataset action);
+    hmc_grad_cosine: cosine, over the policy's parameters, between the gradient of the term
+    E_{a'~q}[w(s) log pi(a'|s)] and that of E_D[log pi(a|s)]; 1 when every chain stayed put and w = 1.
+    `policy_gradient(f)` is the parameter gradient of f(mean, log_std) through the policy network.
+    """
+    def hmc_term(mean, log_std):
+        return unbiased_policy_correction(
+            tanh_gaussian_log_prob(mean, log_std, jax.lax.stop_gradient(hmc.samples)), state_weights)
+
+    def data_term(mean, log_std):
+        return jnp.mean(tanh_gaussian_log_prob(mean, log_std, data_actions))
+
+    g_hmc, g_data = (jnp.concatenate([x.ravel() for x in jax.tree.leaves(policy_gradient(f))])
+                     for f in (hmc_term, data_term))
+    cosine = jnp.vdot(g_hmc, g_data) / jnp.maximum(jnp.linalg.norm(g_hmc) * jnp.linalg.norm(g_data), 1e-30)
+    return {"hmc_unmoved": jnp.mean(jnp.all(hmc.samples == data_actions[None], axis=-1)),
+            "hmc_grad_cosine": cosine}
+
+
 # ------------------------------------------------------------------------------------------------
 # make_agent
 # ------------------------------------------------------------------------------------------------
@@ -404,6 +426,12 @@ def make_agent(config, dataset: Dataset) -> Agent:
         (policy_loss, (bc_loss, log_pi)), output_grads = jax.value_and_grad(
             policy_loss_fn, argnums=(0, 1), has_aux=True)(mean, log_std)
         (policy_grads,) = policy_pullback(output_grads)
+        hmc_metrics = {}
+        if config.unbiased_grad:
+            def policy_gradient(f):
+                return policy_pullback(jax.grad(f, argnums=(0, 1))(mean, log_std))[0]
+
+            hmc_metrics = hmc_diagnostics(hmc, data_actions, policy_gradient, mean, log_std, state_weights)
 
         # Temperatures: alpha towards entropy -|A|; alpha' (Lagrange) maximises alpha' gamma1 (penalty - gap).
         alpha_grad = {"value": -(log_pi + target_entropy)}  # d/dlog_alpha of -log_alpha (E log pi + target)
@@ -434,6 +462,7 @@ def make_agent(config, dataset: Dataset) -> Agent:
             "alpha_prime": alpha_prime if config.lagrange else jnp.zeros(()),
             "hmc_accept_prob": hmc.accept_prob,
             "hmc_step_size": hmc.step_size,
+            **hmc_metrics,
         }
 
     def update(state: MISAState, data: Transitions, num_steps: int):

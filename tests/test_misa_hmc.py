@@ -149,3 +149,31 @@ def test_correction_has_the_sign_of_the_bound():
                                      tanh_gaussian_log_prob(mean + mu, log_std, hmc.samples), 1.0)[0]
 
     assert float(jax.jit(jax.grad(correction))(0.0)) > 0.5  # gradient descent on the loss moves the mean down
+
+
+def test_hmc_diagnostics_tell_a_chain_that_stayed_put_from_one_that_moved():
+    """Chains that never left the dataset action: every sample unmoved and the HMC term's policy gradient parallel
+    to E_D log pi's (cosine 1); samples elsewhere: none unmoved and a different direction."""
+    from common.networks import TanhGaussianPolicy
+
+    batch, act_dim, samples = 64, 3, 5
+    keys = jax.random.split(jax.random.PRNGKey(3), 4)
+    obs = jax.random.normal(keys[0], (batch, 7))
+    data_actions = jax.random.uniform(keys[1], (batch, act_dim), minval=-0.9, maxval=0.9)
+    net = TanhGaussianPolicy(act_dim, (16, 16))
+    params = net.init(keys[2], obs)
+    (mean, log_std), pullback = jax.vjp(lambda p: net.apply(p, obs), params)
+
+    def policy_gradient(f):
+        return pullback(jax.grad(f, argnums=(0, 1))(mean, log_std))[0]
+
+    def diagnose(chain):
+        hmc = misa.HMCResult(chain, jnp.asarray(1.0), jnp.asarray(0.0))
+        return misa.hmc_diagnostics(hmc, data_actions, policy_gradient, mean, log_std, jnp.ones(batch))
+
+    stuck = diagnose(jnp.broadcast_to(data_actions, (samples, batch, act_dim)))
+    assert float(stuck["hmc_unmoved"]) == 1.0
+    assert float(stuck["hmc_grad_cosine"]) == pytest.approx(1.0, abs=1e-5)
+    moved = diagnose(jax.random.uniform(keys[3], (samples, batch, act_dim), minval=-0.9, maxval=0.9))
+    assert float(moved["hmc_unmoved"]) == 0.0
+    assert float(moved["hmc_grad_cosine"]) < 0.99  # (both raise the std of an untrained policy: not far below)
