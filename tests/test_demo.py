@@ -29,15 +29,17 @@ def test_demo_prints_the_comparison_table(tmp_path, capsys):
     out = capsys.readouterr().out
     lines = out.strip().splitlines()
     table = [line for line in lines if line.startswith("| ")]
-    assert table[0] == "| policy | normalised score | return |" and len(table) == 4, out
+    assert table[0] == "| policy | normalised score | return |" and len(table) == 5, out
     rows = {line.split(" | ")[0][2:]: [c.strip(" |") for c in line.split(" | ")[1:]] for line in table[1:]}
-    policy, data, random = (rows[next(k for k in rows if k.startswith(p))] for p in ("MISA", "the dataset", "uniform"))
+    policy, data, best, random = (rows[next(k for k in rows if k.startswith(p))]
+                                  for p in ("MISA", "the dataset's own", "the dataset's best", "uniform"))
 
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert float(policy[0]) == round(summary["normalized_score_final_mean"], 1)
     dataset = load_dataset(misa_mujoco.DEMO_DATASET)
     expected = normalized_score(dataset_family(dataset.name), np.mean(dataset.episode_returns))
     assert float(data[0]) == round(float(expected), 1) and float(data[1]) == round(np.mean(dataset.episode_returns), 1)
+    assert float(best[1]) == round(float(np.max(dataset.episode_returns)), 1) and float(best[0]) >= float(data[0])
     assert abs(float(random[0])) < 5.0  # D4RL's score 0 is a random policy's return
     curve = re.search(r"^learning curve: (\S+)$", out, re.M)
     assert curve and (tmp_path / "demo" / "curves.png").samefile(curve.group(1))
