@@ -32,6 +32,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.resume = False  # continue the run in log_dir/run_name from its latest checkpoint
     c.resume_changes = ""  # comma-separated config fields a resume may change (e.g. "critic_lr" after a divergence)
     c.progress = True  # tqdm progress bar
+    c.overlap_evaluation = True  # dispatch the next interval's training before evaluating the last one, the policy
+    #   evaluated on the host CPU (a GPU trains meanwhile; same files either way); False: the old order
     c.tensorboard = False  # also write TensorBoard events (needs tensorboardX)
     c.wandb = False  # also log to Weights & Biases (needs wandb; offline unless configured)
     # --- several processes / machines (jax.distributed) ---
