@@ -23,6 +23,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval_every = 5_000  # gradient steps per fused lax.scan, between evaluations
     c.eval_episodes = 10  # evaluation episodes per run and evaluation
     c.batch_size = 256  # transitions per gradient step
+    c.matmul_precision = "highest"  # float32 matmuls: "highest" = true float32 on every backend (the math the parity
+    #   tests check); "default" = XLA's choice, TF32 on NVIDIA Ampere and newer GPUs (faster, ~1e-3 relative error)
     # --- logging and checkpoints ---
     c.log_dir = "runs"  # a run writes to log_dir/run_name/
     c.run_name = ""  # "" = <algorithm>_<dataset>_s<seed>

@@ -44,6 +44,9 @@ from common.logger import RunLogger, append_history, plot_curves, read_history, 
 ROOT = Path(__file__).resolve().parent.parent
 EXIT_BAD_INPUT, EXIT_DIVERGED = 2, 3  # interrupted: 128 + the signal's number (130 SIGINT, 143 SIGTERM)
 MAX_SEED = 2**31 - 1  # jax.random.PRNGKey folds larger seeds onto others
+# jax_default_matmul_precision values a config may name: "highest" is float32 on every backend; "default" lets
+# XLA use TF32 for float32 matmuls on NVIDIA Ampere+ GPUs (and bfloat16 passes on TPUs); "high" is 3-pass bf16/TF32.
+MATMUL_PRECISIONS = ("highest", "high", "default")
 
 
 class ConfigError(ValueError):
@@ -126,6 +129,8 @@ def validate_shared(config) -> None:
     if not isinstance(config.seed, int) or not 0 <= config.seed <= MAX_SEED - config.num_seeds + 1:
         raise ConfigError(f"seed must be an integer in [0, {MAX_SEED - config.num_seeds + 1}] (the runs use seed .. "
                           f"seed + num_seeds - 1), got {config.seed!r}")
+    if config.get("matmul_precision", "highest") not in MATMUL_PRECISIONS:
+        raise ConfigError(f"matmul_precision must be one of {MATMUL_PRECISIONS}, got {config.matmul_precision!r}")
     if config.eval_episodes < 0:
         raise ConfigError(f"eval_episodes must be >= 0, got {config.eval_episodes}")
     if config.total_steps % config.eval_every:
@@ -826,7 +831,7 @@ def run(algorithm: str, make_agent, prepare_data, config, validate_config=None, 
     Raises ConfigError / DatasetError / CheckpointError (bad input), Diverged, WriteFailed, or Interrupted
     (SIGINT / SIGTERM; a checkpoint of the last completed interval is on disk when its detail says so).
     """
-    with Preemption() as preemption:
+    with Preemption() as preemption, jax.default_matmul_precision(config.get("matmul_precision", "highest")):
         try:
             job = prepare(algorithm, make_agent, config, validate_config, dataset)
         except Interrupted as e:
