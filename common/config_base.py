@@ -34,8 +34,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.resume = False  # continue the run in log_dir/run_name from its latest checkpoint
     c.resume_changes = ""  # comma-separated config fields a resume may change (e.g. "critic_lr" after a divergence)
     c.progress = True  # tqdm progress bar
-    c.overlap_evaluation = True  # dispatch the next interval's training before evaluating the last one, the policy
-    #   evaluated on the host CPU (a GPU trains meanwhile; same files either way); False: the old order
+    c.overlap_evaluation = "auto"  # "on": dispatch the next interval's training before evaluating the last one, the
+    #   policy run on the host CPU (a GPU trains meanwhile; the same files); "off": evaluate first; "auto": "on" when
+    #   training has devices other than the host CPU (on a CPU-only machine the two would only take turns)
     c.tensorboard = False  # also write TensorBoard events (needs tensorboardX)
     c.wandb = False  # also log to Weights & Biases (needs wandb; offline unless configured)
     # --- several processes / machines (jax.distributed) ---

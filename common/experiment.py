@@ -47,6 +47,7 @@ MAX_SEED = 2**31 - 1  # jax.random.PRNGKey folds larger seeds onto others
 # jax_default_matmul_precision values a config may name: "highest" is float32 on every backend; "default" lets
 # XLA use TF32 for float32 matmuls on NVIDIA Ampere+ GPUs (and bfloat16 passes on TPUs); "high" is 3-pass bf16/TF32.
 MATMUL_PRECISIONS = ("highest", "high", "default")
+OVERLAP_MODES = ("auto", "on", "off")  # config.overlap_evaluation (see overlaps_evaluation)
 
 
 class ConfigError(ValueError):
@@ -131,6 +132,8 @@ def validate_shared(config) -> None:
                           f"seed + num_seeds - 1), got {config.seed!r}")
     if config.get("matmul_precision", "highest") not in MATMUL_PRECISIONS:
         raise ConfigError(f"matmul_precision must be one of {MATMUL_PRECISIONS}, got {config.matmul_precision!r}")
+    if config.get("overlap_evaluation", "auto") not in OVERLAP_MODES:
+        raise ConfigError(f"overlap_evaluation must be one of {OVERLAP_MODES}, got {config.overlap_evaluation!r}")
     if config.eval_episodes < 0:
         raise ConfigError(f"eval_episodes must be >= 0, got {config.eval_episodes}")
     if config.total_steps % config.eval_every:
@@ -675,21 +678,27 @@ def open_logs(job: Job, program: Program, progress: Progress) -> None:
 
 class Dispatched:
     """One interval's update, dispatched (JAX runs it asynchronously): its outputs (state, metrics, params_finite)
-    and the seconds from its dispatch to its results being ready (a watcher thread waits for them, so that an
-    evaluation running meanwhile is not counted as training)."""
+    and the seconds from its dispatch to its results being ready. With `watch` (an evaluation runs meanwhile) a
+    thread waits for the results and notes when they are ready, so that the evaluation is not counted as training;
+    otherwise the interval ends when its results reach the host."""
 
-    def __init__(self, program: Program, state):
+    def __init__(self, program: Program, state, watch: bool = False):
         self.started = time.perf_counter()
         self.outputs = program.update(state, program.data)  # donates `state`
         self.ready_at = None
-        self._watcher = threading.Thread(target=self._wait, daemon=True)
-        self._watcher.start()
+        # Not a daemon: at exit Python joins it (it ends with the interval, which XLA finishes anyway) instead of
+        # killing it inside JAX's wait, which aborts the process.
+        self._watcher = threading.Thread(target=self._wait) if watch else None
+        if self._watcher is not None:
+            self._watcher.start()
 
     def _wait(self) -> None:
         jax.block_until_ready(self.outputs)
         self.ready_at = time.perf_counter()
 
     def seconds(self) -> float:
+        if self._watcher is None:
+            return time.perf_counter() - self.started
         self._watcher.join()
         return self.ready_at - self.started
 
@@ -715,14 +724,24 @@ def finish_interval(job: Job, progress: Progress, dispatched: Dispatched) -> Non
 
 
 def evaluation_device(config):
-    """Where the evaluation's policy runs: with overlap_evaluation the host CPU (on a GPU it is free while the
-    GPU trains the next interval; on a CPU-only machine it is the one device), else the first training device."""
-    if config.overlap_evaluation:
+    """Where the evaluation's policy runs: unless overlap_evaluation is "off", the host CPU (with a GPU it is free
+    while the GPU trains the next interval; on a CPU-only machine it is the one device); else the first training
+    device."""
+    if config.overlap_evaluation != "off":
         try:
             return jax.devices("cpu")[0]
         except RuntimeError:  # JAX_PLATFORMS without cpu
             pass
     return jax.devices()[0]
+
+
+def overlaps_evaluation(config) -> bool:
+    """"on", or "auto" when the evaluation has a device of its own: an XLA device runs its programs in order, so on
+    a CPU-only machine the policy's calls would wait for the dispatched interval (the same time as the old order,
+    with every checkpoint one interval later)."""
+    if config.overlap_evaluation == "auto":
+        return evaluation_device(config) not in jax.devices()
+    return config.overlap_evaluation == "on"
 
 
 def evaluation_params(job: Job, program: Program, progress: Progress):
@@ -772,24 +791,25 @@ def save_checkpoint(job: Job, progress: Progress, host_state=None) -> None:
 def train(job: Job, program: Program, progress: Progress, preemption: Preemption) -> None:
     """Every remaining interval: train, evaluate, checkpoint when due; stops cleanly when a signal came.
 
-    With config.overlap_evaluation the next interval is dispatched before the one just finished is evaluated, so
+    With overlaps_evaluation(config) the next interval is dispatched before the one just finished is evaluated, so
     that the devices train while the host steps the evaluation envs; the same parameters are evaluated with the
     same seeds, so every file is the same as without. A stop request that arrives while an interval is under way
     (dispatched) lets it finish: it is evaluated, checkpointed, and the run stops there.
     """
     config = job.config
+    overlap = overlaps_evaluation(config)
     running = None  # the dispatched interval, if one is
     while progress.step < config.total_steps:
-        finish_interval(job, progress, running or Dispatched(program, progress.state))
+        finish_interval(job, progress, running or Dispatched(program, progress.state))  # (first, or no overlap)
         running = None
         preemption.check()
         stop_requested = preemption.requested()  # (a collective with several processes: every one asks)
         params = evaluation_params(job, program, progress)
         host_state = None
-        if config.overlap_evaluation and progress.step < config.total_steps and not stop_requested:
+        if overlap and progress.step < config.total_steps and not stop_requested:
             if checkpoint_due(config, progress.step):
                 host_state = to_host(progress.state)  # before the next interval's update is donated the state
-            running = Dispatched(program, progress.state)
+            running = Dispatched(program, progress.state, watch=True)
         evaluate(job, progress, params)
         preemption.check()
         if checkpoint_due(config, progress.step):
