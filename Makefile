@@ -20,8 +20,11 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(PY) scripts/demo.py
 
+# With the authors' code in its own environment (tools/parity/README.md) it is timed in the same run, e.g.
+# make bench AUTHORS_PYTHON=/tmp/authors-venv/bin/python AUTHORS_SRC=/tmp/authors-misa
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(PY) scripts/bench.py
+	AUTHORS_PYTHON="$(AUTHORS_PYTHON)" AUTHORS_SRC="$(AUTHORS_SRC)" $(PY) scripts/bench.py $(BENCH_ARGS)
 
 # The budget of the published table (a 2-core CPU's worth); override, e.g. make results RESULTS_ARGS="--steps 1000000"
 RESULTS_ARGS ?= --datasets hopper-medium-replay-v4,hopper-medium-v4,halfcheetah-medium-v4 --seeds 5 --steps 1000 \

@@ -35,6 +35,8 @@ from common.networks import (  # noqa: E402
     ACTIVATIONS,
     CriticEnsemble,
     TanhGaussianPolicy,
+    critic_from_state_half,
+    critic_state_half,
     tanh_gaussian_from_normal,
     tanh_gaussian_log_prob,
 )
@@ -213,7 +215,10 @@ def make_agent(config, dataset: Dataset) -> Agent:
         pi_actions, pi_log_pi = jax.lax.stop_gradient((actions[:, 1:], log_pis[:, 1:]))
         next_pi_actions, next_pi_log_pi = next_samples
 
-        q_new = critic_net.apply(jax.lax.stop_gradient(params["critic"]), batch.observations, new_actions)
+        # The critics' first layer s·W_s + a·W_a + b: its state half is computed once and serves all 2 + 3N actions.
+        state_half = critic_state_half(params["critic"], batch.observations)  # (C, B, H)
+        q_new = critic_from_state_half(critic_net, jax.lax.stop_gradient(params["critic"]),
+                                       jax.lax.stop_gradient(state_half), new_actions)
         policy_loss = sac_policy_loss(alpha, new_log_pi, q_new)
         if config.bc_steps > 0:
             log_pi_data = tanh_gaussian_log_prob(mean, log_std, batch.actions)
@@ -223,8 +228,7 @@ def make_agent(config, dataset: Dataset) -> Agent:
         # The critics at s on [dataset action, N uniform, N from pi(.|s), N from pi(.|s')] in one call.
         rand_actions, log_density_uniform = noise.uniform, uniform_log_density(act_dim)
         all_actions = jnp.concatenate([batch.actions[:, None], rand_actions, pi_actions, next_pi_actions], axis=1)
-        obs = jnp.broadcast_to(batch.observations[:, None], all_actions.shape[:2] + (obs_dim,))
-        q_all = critic_net.apply(params["critic"], obs, all_actions)
+        q_all = critic_from_state_half(critic_net, params["critic"], state_half[:, :, None], all_actions)
         chex.assert_shape(q_all, (NUM_CRITICS, batch_size, 1 + 3 * n))
         q_data = q_all[..., 0]
         q_cat = cql_importance_weighted_q(q_all[..., 1:1 + n], q_all[..., 1 + n:1 + 2 * n], q_all[..., 1 + 2 * n:],
@@ -261,8 +265,8 @@ def make_agent(config, dataset: Dataset) -> Agent:
         next_mean, next_log_std = policy_net.apply(state.policy.params, batch.next_observations)
         next_actions, next_log_pi = tanh_gaussian_from_normal(next_mean[:, None], next_log_std[:, None], noise.next_eps)
         target_actions, target_log_pi = next_actions[:, :num_target_actions], next_log_pi[:, :num_target_actions]
-        obs_next = jnp.broadcast_to(batch.next_observations[:, None], target_actions.shape[:2] + (obs_dim,))
-        next_q = jnp.min(critic_net.apply(state.critic_target, obs_next, target_actions), axis=0)
+        next_half = critic_state_half(state.critic_target, batch.next_observations)[:, :, None]  # one per s'
+        next_q = jnp.min(critic_from_state_half(critic_net, state.critic_target, next_half, target_actions), axis=0)
         if config.max_target_backup:
             next_q, target_log_pi = max_target_backup(next_q, target_log_pi)
         else:

@@ -38,6 +38,8 @@ from common.datasets import Dataset, Transitions  # noqa: E402
 from common.networks import (  # noqa: E402
     CriticEnsemble,
     TanhGaussianPolicy,
+    critic_from_state_half,
+    critic_state_half,
     tanh_gaussian_from_normal,
     tanh_gaussian_log_prob,
 )
@@ -381,13 +383,14 @@ def make_agent(config, dataset: Dataset) -> Agent:
         (mean, log_std), policy_pullback = jax.vjp(lambda p: policy_net.apply(p, obs), state.policy.params)
         sampled_actions, _ = tanh_gaussian_from_normal(mean[:, None], log_std[:, None], noise.sample_eps)  # (B, N, A)
 
-        # Critics at the dataset action and the N policy actions of each state, one group of states at a time.
+        # Critics at the dataset action and the N policy actions of each state, one group of states at a time;
+        # the first layer's state half s·W_s + b is computed once per state for all N + 1 actions.
         actions = jnp.concatenate([data_actions[:, None], sampled_actions], axis=1)
         alpha_prime = jnp.clip(jnp.exp(state.log_alpha_prime.params["value"]), 0.0, ALPHA_PRIME_MAX)
 
         def critic_loss_fn(params, obs, actions, target):
-            obs_repeated = jnp.broadcast_to(obs[:, None], actions.shape[:2] + (obs_dim,))
-            q = critic_net.apply(params, obs_repeated, actions)  # (2, states, N + 1)
+            q = critic_from_state_half(critic_net, params, critic_state_half(params, obs)[:, :, None],
+                                       actions)  # (2, states, N + 1)
             q_samples = q if config.add_positive else q[..., 1:]
             loss, aux = misa_critic_loss(q[..., 0], q_samples, target, bound, hp["min_q_weight"], alpha_prime,
                                          hp["target_action_gap"] + gap_offset, config.lagrange)
@@ -399,11 +402,18 @@ def make_agent(config, dataset: Dataset) -> Agent:
         q_all = jnp.moveaxis(q_all, 0, 1).reshape(2, batch_size, n_actions + 1)
         chex.assert_shape(penalty, (2,))
 
+        # The critics at s with no gradient to their parameters (HMC's log q and the policy loss): one state half
+        # serves every leapfrog step and the policy's action.
+        state_half = critic_state_half(state.critic.params, obs)
+
+        def min_q_at_obs(actions):
+            return jnp.min(critic_from_state_half(critic_net, state.critic.params, state_half, actions), axis=0)
+
         # Samples of q(a|s) ~ pi(a|s) e^{min_i Q_i(s,a)}, one chain per state from its dataset action.
         step_size = state.hmc_step_size if config.hmc_persist_step_size else config.hmc_init_step_size
         if config.unbiased_grad:
             def log_q(a):
-                return tanh_gaussian_log_prob(mean, log_std, a) + min_q(state.critic.params, obs, a)
+                return tanh_gaussian_log_prob(mean, log_std, a) + min_q_at_obs(a)
 
             hmc = hmc_chain(log_q, data_actions, noise.hmc_momenta, noise.hmc_log_uniforms, step_size,
                             num_burn_in=config.hmc_burn_in, leapfrog_steps=config.hmc_leapfrog_steps)
@@ -419,7 +429,7 @@ def make_agent(config, dataset: Dataset) -> Agent:
             log_pi_hmc = (tanh_gaussian_log_prob(mean, log_std, jax.lax.stop_gradient(hmc.samples))
                           if config.unbiased_grad else None)
             loss, bc_loss = misa_policy_loss(
-                log_pi_new, log_pi_data, min_q(state.critic.params, obs, new_actions), alpha, hp["bc_weight"],
+                log_pi_new, log_pi_data, min_q_at_obs(new_actions), alpha, hp["bc_weight"],
                 log_pi_hmc, hp["unbiased_weight"], state_weights if config.unbiased_grad else None)
             return loss, (bc_loss, jnp.mean(log_pi_new))
 

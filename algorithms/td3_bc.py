@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common import buffer, experiment  # noqa: E402
 from common.agent import Agent, hparams_from_config, make_pure_train  # noqa: E402
 from common.datasets import Dataset, Transitions  # noqa: E402
-from common.networks import CriticEnsemble, DeterministicActor  # noqa: E402
+from common.networks import CriticEnsemble, DeterministicActor, first_critic  # noqa: E402
 
 ALGORITHM = "td3_bc"
 # Hyperparameters a sweep may vary per vmapped run without recompiling.
@@ -95,6 +95,7 @@ def make_agent(config, dataset: Dataset) -> Agent:
     obs_dim, act_dim = dataset.stats["obs_dim"], dataset.stats["act_dim"]
     actor_net = DeterministicActor(act_dim, tuple(config.hidden_dims), init_style=config.init_style)
     critic_net = CriticEnsemble(2, tuple(config.hidden_dims), init_style=config.init_style)
+    q1_net = CriticEnsemble(1, tuple(config.hidden_dims), init_style=config.init_style)  # critic 1 alone
     obs_mean, obs_std = normalization_stats(dataset, config)
 
     def init(rng, hparams):
@@ -124,7 +125,8 @@ def make_agent(config, dataset: Dataset) -> Agent:
     def actor_step(state: TD3BCState, batch: Transitions):
         def loss_fn(params):
             actions = actor_net.apply(params, batch.observations)
-            q1 = critic_net.apply(state.critic.params, batch.observations, actions)[0]
+            # The actor's loss reads Q1 only: critic 1 alone (the ensemble call would compute Q2 as well).
+            q1 = q1_net.apply(first_critic(state.critic.params), batch.observations, actions)[0]
             return actor_td3_bc_loss(q1, actions, batch.actions, state.hparams["alpha"], config.bc_only)
 
         (loss, (bc, lmbda)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.actor.params)

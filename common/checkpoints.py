@@ -115,6 +115,7 @@ def _check_same_structure(expected, found, path, where="state"):
 RESUMABLE_FIELDS = frozenset({
     "dataset",  # the content is compared instead (the same file may move)
     "log_dir", "run_name", "overwrite", "resume", "resume_changes", "progress", "tensorboard", "wandb",
+    "overlap_evaluation",
     "checkpoint_every", "total_steps", "distributed", "coordinator_address", "num_processes", "process_id",
 })
 

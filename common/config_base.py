@@ -23,6 +23,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval_every = 5_000  # gradient steps per fused lax.scan, between evaluations
     c.eval_episodes = 10  # evaluation episodes per run and evaluation
     c.batch_size = 256  # transitions per gradient step
+    c.matmul_precision = "highest"  # float32 matmuls: "highest" = true float32 on every backend (the math the parity
+    #   tests check); "default" = XLA's choice, TF32 on NVIDIA Ampere and newer GPUs (faster, ~1e-3 relative error)
     # --- logging and checkpoints ---
     c.log_dir = "runs"  # a run writes to log_dir/run_name/
     c.run_name = ""  # "" = <algorithm>_<dataset>_s<seed>
@@ -32,6 +34,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.resume = False  # continue the run in log_dir/run_name from its latest checkpoint
     c.resume_changes = ""  # comma-separated config fields a resume may change (e.g. "critic_lr" after a divergence)
     c.progress = True  # tqdm progress bar
+    c.overlap_evaluation = "auto"  # "on": dispatch the next interval's training before evaluating the last one, the
+    #   policy run on the host CPU (a GPU trains meanwhile; the same files); "off": evaluate first; "auto": "on" when
+    #   training has devices other than the host CPU (on a CPU-only machine the two would only take turns)
     c.tensorboard = False  # also write TensorBoard events (needs tensorboardX)
     c.wandb = False  # also log to Weights & Biases (needs wandb; offline unless configured)
     # --- several processes / machines (jax.distributed) ---

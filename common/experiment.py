@@ -4,7 +4,7 @@
 
 One process trains `num_seeds` runs (the "members") as one vmapped program: each evaluation interval
 is a single jitted call running `eval_every` updates of every member in a fused `lax.scan`; between
-calls the host evaluates, logs, and checkpoints.
+calls the host evaluates, logs, and checkpoints (with `overlap_evaluation`, while the next call runs).
 
 Exit status: 0 done; 2 bad input, config or environment (one line on stderr, nothing already written
 lost); 3 training diverged (the message names the step, the seed and the metric); 130 / 143 interrupted
@@ -44,6 +44,10 @@ from common.logger import RunLogger, append_history, plot_curves, read_history, 
 ROOT = Path(__file__).resolve().parent.parent
 EXIT_BAD_INPUT, EXIT_DIVERGED = 2, 3  # interrupted: 128 + the signal's number (130 SIGINT, 143 SIGTERM)
 MAX_SEED = 2**31 - 1  # jax.random.PRNGKey folds larger seeds onto others
+# jax_default_matmul_precision values a config may name: "highest" is float32 on every backend; "default" lets
+# XLA use TF32 for float32 matmuls on NVIDIA Ampere+ GPUs (and bfloat16 passes on TPUs); "high" is 3-pass bf16/TF32.
+MATMUL_PRECISIONS = ("highest", "high", "default")
+OVERLAP_MODES = ("auto", "on", "off")  # config.overlap_evaluation (see overlaps_evaluation)
 
 
 class ConfigError(ValueError):
@@ -126,6 +130,10 @@ def validate_shared(config) -> None:
     if not isinstance(config.seed, int) or not 0 <= config.seed <= MAX_SEED - config.num_seeds + 1:
         raise ConfigError(f"seed must be an integer in [0, {MAX_SEED - config.num_seeds + 1}] (the runs use seed .. "
                           f"seed + num_seeds - 1), got {config.seed!r}")
+    if config.get("matmul_precision", "highest") not in MATMUL_PRECISIONS:
+        raise ConfigError(f"matmul_precision must be one of {MATMUL_PRECISIONS}, got {config.matmul_precision!r}")
+    if config.get("overlap_evaluation", "auto") not in OVERLAP_MODES:
+        raise ConfigError(f"overlap_evaluation must be one of {OVERLAP_MODES}, got {config.overlap_evaluation!r}")
     if config.eval_episodes < 0:
         raise ConfigError(f"eval_episodes must be >= 0, got {config.eval_episodes}")
     if config.total_steps % config.eval_every:
@@ -668,13 +676,41 @@ def open_logs(job: Job, program: Program, progress: Progress) -> None:
     progress.bar = _progress(config, progress.step)
 
 
-def train_interval(job: Job, program: Program, progress: Progress) -> None:
-    """Train one interval: `eval_every` updates of every member; Diverged on the first non-finite value."""
+class Dispatched:
+    """One interval's update, dispatched (JAX runs it asynchronously): its outputs (state, metrics, params_finite)
+    and the seconds from its dispatch to its results being ready. With `watch` (an evaluation runs meanwhile) a
+    thread waits for the results and notes when they are ready, so that the evaluation is not counted as training;
+    otherwise the interval ends when its results reach the host."""
+
+    def __init__(self, program: Program, state, watch: bool = False):
+        self.started = time.perf_counter()
+        self.outputs = program.update(state, program.data)  # donates `state`
+        self.ready_at = None
+        # Not a daemon: at exit Python joins it (it ends with the interval, which XLA finishes anyway) instead of
+        # killing it inside JAX's wait, which aborts the process.
+        self._watcher = threading.Thread(target=self._wait) if watch else None
+        if self._watcher is not None:
+            self._watcher.start()
+
+    def _wait(self) -> None:
+        jax.block_until_ready(self.outputs)
+        self.ready_at = time.perf_counter()
+
+    def seconds(self) -> float:
+        if self._watcher is None:
+            return time.perf_counter() - self.started
+        self._watcher.join()
+        return self.ready_at - self.started
+
+
+def finish_interval(job: Job, progress: Progress, dispatched: Dispatched) -> None:
+    """Waits for a dispatched interval (`eval_every` updates of every member): its state becomes progress.state;
+    Diverged on the first non-finite value; the metrics are logged."""
     config = job.config
-    t0 = time.perf_counter()
-    progress.state, metrics, params_finite = program.update(progress.state, program.data)
+    state, metrics, params_finite = dispatched.outputs
     metrics, params_finite = to_host((metrics, params_finite))
-    progress.train_seconds += time.perf_counter() - t0
+    progress.train_seconds += dispatched.seconds()
+    progress.state = state
     progress.step += config.eval_every
     try:
         check_finite(metrics, params_finite, job.members, progress.step, config.eval_every)
@@ -687,13 +723,43 @@ def train_interval(job: Job, program: Program, progress: Progress) -> None:
                                     {k: v[: len(job.members)].mean(axis=1) for k, v in metrics.items()})
 
 
-def evaluate(job: Job, program: Program, progress: Progress) -> None:
-    """Evaluate: every episode of every member at once (process 0); scores join the evaluation history."""
+def evaluation_device(config):
+    """Where the evaluation's policy runs: unless overlap_evaluation is "off", the host CPU (with a GPU it is free
+    while the GPU trains the next interval; on a CPU-only machine it is the one device); else the first training
+    device."""
+    if config.overlap_evaluation != "off":
+        try:
+            return jax.devices("cpu")[0]
+        except RuntimeError:  # JAX_PLATFORMS without cpu
+            pass
+    return jax.devices()[0]
+
+
+def overlaps_evaluation(config) -> bool:
+    """"on", or "auto" when the evaluation has a device of its own: an XLA device runs its programs in order, so on
+    a CPU-only machine the policy's calls would wait for the dispatched interval (the same time as the old order,
+    with every checkpoint one interval later)."""
+    if config.overlap_evaluation == "auto":
+        return evaluation_device(config) not in jax.devices()
+    return config.overlap_evaluation == "on"
+
+
+def evaluation_params(job: Job, program: Program, progress: Progress):
+    """A copy of the members' policy parameters on the evaluation device (process 0; None elsewhere or with no
+    evaluation): taken before the next interval is dispatched, since that call donates the state's buffers."""
     if not job.config.eval_episodes:
-        return
+        return None
     params = program.policy_params(progress.state)
-    params = to_host(params) if jax.process_count() > 1 else jax.device_put(params, jax.devices()[0])
+    if jax.process_count() > 1:
+        params = to_host(params)  # a collective: every process takes part
     if job.evaluator is None:
+        return None
+    return jax.device_put(params, evaluation_device(job.config), may_alias=False)
+
+
+def evaluate(job: Job, progress: Progress, params) -> None:
+    """Evaluate: every episode of every member at once (process 0); scores join the evaluation history."""
+    if params is None:
         return
     returns = job.evaluator(params, progress.step // job.config.eval_every)
     scores = job.evaluator.normalized(returns)
@@ -708,9 +774,10 @@ def checkpoint_due(config, step: int) -> bool:
     return step == config.total_steps or bool(every and step // every > (step - config.eval_every) // every)
 
 
-def save_checkpoint(job: Job, progress: Progress) -> None:
-    """Checkpoint: the state after `progress.step` updates, the evaluation history and the run's identity."""
-    host_state = to_host(progress.state)
+def save_checkpoint(job: Job, progress: Progress, host_state=None) -> None:
+    """Checkpoint: the state after `progress.step` updates (`host_state`: that state already fetched to the host),
+    the evaluation history and the run's identity."""
+    host_state = to_host(progress.state) if host_state is None else host_state
     if job.is_main:
         meta = {**checkpoint_meta(job), "identity": job.identity(), "eval_history": progress.eval_history}
         try:
@@ -722,16 +789,33 @@ def save_checkpoint(job: Job, progress: Progress) -> None:
 
 
 def train(job: Job, program: Program, progress: Progress, preemption: Preemption) -> None:
-    """Every remaining interval: train, evaluate, checkpoint when due; stops cleanly when a signal came."""
+    """Every remaining interval: train, evaluate, checkpoint when due; stops cleanly when a signal came.
+
+    With overlaps_evaluation(config) the next interval is dispatched before the one just finished is evaluated, so
+    that the devices train while the host steps the evaluation envs; the same parameters are evaluated with the
+    same seeds, so every file is the same as without. A stop request that arrives while an interval is under way
+    (dispatched) lets it finish: it is evaluated, checkpointed, and the run stops there.
+    """
     config = job.config
+    overlap = overlaps_evaluation(config)
+    running = None  # the dispatched interval, if one is
     while progress.step < config.total_steps:
-        train_interval(job, program, progress)
+        finish_interval(job, progress, running or Dispatched(program, progress.state))  # (first, or no overlap)
+        running = None
         preemption.check()
-        evaluate(job, program, progress)
+        stop_requested = preemption.requested()  # (a collective with several processes: every one asks)
+        params = evaluation_params(job, program, progress)
+        host_state = None
+        if overlap and progress.step < config.total_steps and not stop_requested:
+            if checkpoint_due(config, progress.step):
+                host_state = to_host(progress.state)  # before the next interval's update is donated the state
+            running = Dispatched(program, progress.state, watch=True)
+        evaluate(job, progress, params)
         preemption.check()
         if checkpoint_due(config, progress.step):
-            save_checkpoint(job, progress)
-        if preemption.requested() and progress.step < config.total_steps:
+            save_checkpoint(job, progress, host_state)
+        stop_requested = preemption.requested()
+        if stop_requested and running is None and progress.step < config.total_steps:
             if progress.last_checkpoint != progress.step:
                 save_checkpoint(job, progress)
             raise Interrupted(preemption.signum, f"stopped after step {progress.step} of {config.total_steps} and "
@@ -767,7 +851,7 @@ def run(algorithm: str, make_agent, prepare_data, config, validate_config=None, 
     Raises ConfigError / DatasetError / CheckpointError (bad input), Diverged, WriteFailed, or Interrupted
     (SIGINT / SIGTERM; a checkpoint of the last completed interval is on disk when its detail says so).
     """
-    with Preemption() as preemption:
+    with Preemption() as preemption, jax.default_matmul_precision(config.get("matmul_precision", "highest")):
         try:
             job = prepare(algorithm, make_agent, config, validate_config, dataset)
         except Interrupted as e:

@@ -1,7 +1,7 @@
 """Training throughput and arithmetic efficiency of every algorithm (run by `make bench`).
 
     python scripts/bench.py [--algos td3_bc,cql,misa,misa_n10] [--seeds 1,8] [--quick] [--device-name NAME]
-                            [--out runs/bench.json]
+                            [--out runs/bench.json] [--authors-python PY --authors-src DIR]
 
 For each algorithm, on a synthetic dataset of Hopper's size (100k transitions, obs 11, act 3):
   * compile seconds and training steps/s of the same program common/experiment.py runs:
@@ -11,7 +11,12 @@ For each algorithm, on a synthetic dataset of Hopper's size (100k transitions, o
     analysis counts the body of a while loop ONCE, whatever its trip count (see `loop_corrections`), so
     every scan's body is added (trip count - 1) more times, nested scans (MISA's HMC chain) included;
   * achieved GFLOP/s = FLOPs per step x steps/s x seeds, and its ratio to this machine's measured dense
-    float32 matmul rate (XLA; the networks' shapes and a large square matmul).
+    float32 matmul rate (XLA; the networks' shapes and a large square matmul);
+  * the floor: FLOPs per step / the best measured matmul rate, the fewest ms a step can take here if every
+    FLOP ran at that rate;
+  * with --authors-python/--authors-src (or $AUTHORS_PYTHON/$AUTHORS_SRC), the MISA authors' code timed in the
+    same run (tools/parity/time_authors.py in their environment), and our speed-up over it; otherwise the ratio is
+    to reference timings from another run (DESIGN.md §4), marked "(ref)".
 
 Timings are what this machine gives while the benchmark runs: run it on a quiet machine.
 """
@@ -39,10 +44,13 @@ sys.path.insert(0, str(ROOT))
 
 from common.datasets import Dataset, from_raw  # noqa: E402
 
-# Reference points measured on the project's 2-core CPU (DESIGN.md §4): the authors' MISA code, ms per step.
+# Reference points measured on the project's 2-core CPU (DESIGN.md §4): the authors' MISA code, ms per step
+# (used only when the authors' code is not timed in the same run).
 AUTHORS_MS_PER_STEP = {"misa": 425.0, "misa_n10": 48.5}
-REFERENCE_LINE = ("reference (DESIGN.md §4, 2-core CPU): authors' MISA code 425 ms/step paper config (N=50, HMC), "
-                  "191 ms without HMC, 48.5 ms with N=10 and no HMC; target MISA paper config <= 140 ms/step")
+TIME_AUTHORS = ROOT / "tools" / "parity" / "time_authors.py"
+TARGET_SPEEDUP = 3.0  # DESIGN.md §4: MISA's paper config at >= 3x the authors' steps/s on the same CPU
+REFERENCE_LINE = ("reference (DESIGN.md §4, 2-core CPU, another run): authors' MISA code 425 ms/step paper config "
+                  "(N=50, HMC), 48.5 ms with N=10 and no HMC; target: MISA paper config >= 3x the authors' steps/s")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -324,13 +332,16 @@ def bench_algorithm(key: str, seeds: list[int], settings: Settings, dataset: Dat
 
 
 def add_ratios(results: dict, matmul: list[dict]) -> None:
-    """Achieved GFLOP/s over the large-square and the best network-shape matmul rates."""
+    """Achieved GFLOP/s over the large-square and the best network-shape matmul rates; the floor (ms per step at
+    the best measured rate) and the achieved time's share of it."""
     large = max(matmul, key=lambda r: r["m"] * r["k"] * r["k"])["gflops"]
     network = max(r["gflops"] for r in matmul if r["k"] == min(x["k"] for x in matmul))
+    best = max(r["gflops"] for r in matmul)
     for result in results.values():
-        for run in result.get("seeds", {}).values():
+        for n, run in result.get("seeds", {}).items():
             run["fraction_of_large_matmul"] = run["gflops_achieved"] / large
             run["fraction_of_network_matmul"] = run["gflops_achieved"] / network
+            run["floor_ms_per_step"] = 1e3 * result["flops"]["flops_per_step"] * int(n) / (best * 1e9)
         runs = result.get("seeds", {})
         if len(runs) > 1:
             lo, hi = min(runs, key=int), max(runs, key=int)
@@ -338,12 +349,57 @@ def add_ratios(results: dict, matmul: list[dict]) -> None:
                                     "ratio": runs[lo]["steps_per_second"] / runs[hi]["steps_per_second"]}
 
 
+def time_authors(python: str, src: str, algos: list[str]) -> dict:
+    """The authors' ms/step of the cases we also run ({} when their code cannot run here: the reason is printed)."""
+    import subprocess
+
+    cases = [a for a in algos if a in AUTHORS_MS_PER_STEP]
+    if not cases:
+        return {}
+    cmd = [python, str(TIME_AUTHORS), "--authors-src", src, "--cases", ",".join(cases)]
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd="/")
+    if result.returncode != 0:
+        print(f"authors' code not timed: {(result.stderr.strip().splitlines() or ['no output'])[-1]}", flush=True)
+        return {}
+    timed = json.loads(result.stdout.strip().splitlines()[-1])
+    for case in cases:
+        print(f"authors' code {case}: {timed[case]['ms_per_step']:.1f} ms/step (jax {timed['jax']})", flush=True)
+    return {case: timed[case]["ms_per_step"] for case in cases}
+
+
+def authors_ms(report: dict, key: str):
+    """(authors' ms/step, whether it was timed in this run) or (None, False)."""
+    timed = report["reference"].get("authors_timed_here", {})
+    if key in timed:
+        return timed[key], True
+    return AUTHORS_MS_PER_STEP.get(key), False
+
+
+def floor_lines(report: dict) -> list[str]:
+    """The paper config's achieved time next to its floor and to the authors' code, with the target speed-up."""
+    lines = []
+    for key, r in report["algorithms"].items():
+        if r["status"] != "ok" or "1" not in r["seeds"]:
+            continue
+        run = r["seeds"]["1"]
+        line = (f"{r['label']}: {run['ms_per_step']:.1f} ms/step achieved, floor {run['floor_ms_per_step']:.1f} "
+                f"ms/step ({r['flops']['flops_per_step'] / 1e9:.2f} GFLOP at the best measured matmul rate; "
+                f"{100 * run['floor_ms_per_step'] / run['ms_per_step']:.0f} % of it reached)")
+        ref, here = authors_ms(report, key)
+        if ref and not report["settings"]["quick"]:
+            line += (f"; authors' {ref:.1f} ms/step{'' if here else ' (ref, other run)'}: "
+                     f"{ref / run['ms_per_step']:.2f}x now, {ref / run['floor_ms_per_step']:.2f}x at the floor "
+                     f"({TARGET_SPEEDUP:g}x needs <= {ref / TARGET_SPEEDUP:.1f} ms/step)")
+        lines.append(line)
+    return lines
+
+
 def format_table(report: dict) -> str:
     seeds = report["settings"]["seeds"]
     lo, hi = min(seeds), max(seeds)
     header = ["algorithm", "compile s", "GFLOP/step"]
     header += [f"ms/step {n}s" for n in sorted(seeds)] + [f"GFLOP/s {n}s" for n in sorted(seeds)]
-    header += [f"% large mm {n}s" for n in sorted(seeds)]
+    header += [f"% large mm {n}s" for n in sorted(seeds)] + [f"floor ms {lo}s"]
     if hi != lo:
         header += [f"time {hi}s/{lo}s"]
     header += ["vs authors"]
@@ -357,11 +413,12 @@ def format_table(report: dict) -> str:
         row += [f"{runs[str(n)]['ms_per_step']:.2f}" for n in sorted(seeds)]
         row += [f"{runs[str(n)]['gflops_achieved']:.1f}" for n in sorted(seeds)]
         row += [f"{100 * runs[str(n)]['fraction_of_large_matmul']:.0f}" for n in sorted(seeds)]
+        row += [f"{runs[str(lo)]['floor_ms_per_step']:.2f}"]
         if hi != lo:
             row += [f"{r['time_ratio']['ratio']:.2f}"]
-        ref = AUTHORS_MS_PER_STEP.get(key)
-        row += [f"{ref / runs['1']['ms_per_step']:.1f}x" if ref and "1" in runs and not report["settings"]["quick"]
-                else ""]
+        ref, here = authors_ms(report, key)
+        row += [f"{ref / runs['1']['ms_per_step']:.2f}x{'' if here else ' (ref)'}"
+                if ref and "1" in runs and not report["settings"]["quick"] else ""]
         rows.append(row)
     full = [row for row in rows if len(row) == len(header)]
     widths = [max([len(h)] + [len(row[i]) for row in full]) for i, h in enumerate(header)]
@@ -410,7 +467,7 @@ def grid_worker(quick: bool) -> int:
     return 0
 
 
-def bench_grid(device_counts: list[int], quick: bool) -> list[dict]:
+def bench_grid(device_counts: list[int], quick: bool, precision: str = "highest") -> list[dict]:
     """ms per step of the 8-member grid on each forced host-device count (one subprocess each)."""
     import os
     import subprocess
@@ -418,7 +475,8 @@ def bench_grid(device_counts: list[int], quick: bool) -> list[dict]:
     rows = []
     for count in device_counts:
         env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={count}"}
-        cmd = [sys.executable, __file__, "--grid-worker"] + (["--quick"] if quick else [])
+        cmd = [sys.executable, __file__, "--grid-worker", f"--matmul-precision={precision}"] + (["--quick"] if quick
+                                                                                                 else [])
         result = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if result.returncode != 0:
             rows.append({"devices": count, "status": "failed", "reason": result.stderr.strip().splitlines()[-1:]})
@@ -439,6 +497,15 @@ def parse_args(argv):
     parser.add_argument("--out", default="runs/bench.json", help="where the JSON report is written")
     parser.add_argument("--grid-devices", default="1,4",
                         help="forced host-device counts for the 8-member grid row ('' to skip)")
+    parser.add_argument("--authors-python", default=os.environ.get("AUTHORS_PYTHON", ""),
+                        help="python of an environment that runs the authors' code (tools/parity/README.md)")
+    parser.add_argument("--authors-src", default=os.environ.get("AUTHORS_SRC", ""),
+                        help="source tree of sail-sg/MISA, to time the authors' code in the same run")
+    parser.add_argument("--min-seconds", type=float, default=None,
+                        help="time each configuration at least this long (default 10; --quick 0)")
+    parser.add_argument("--matmul-precision", default="highest", choices=("highest", "high", "default"),
+                        help="jax_default_matmul_precision for every program (training runs default to highest; "
+                             "'default' lets NVIDIA GPUs use TF32)")
     parser.add_argument("--grid-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.grid_worker:
@@ -459,10 +526,17 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args, algos, seeds = parse_args(sys.argv[1:] if argv is None else argv)
-    if args.grid_worker:
-        return grid_worker(args.quick)
+    with jax.default_matmul_precision(args.matmul_precision):
+        if args.grid_worker:
+            return grid_worker(args.quick)
+        return run_benchmarks(args, algos, seeds)
+
+
+def run_benchmarks(args, algos, seeds) -> int:
     settings = QUICK if args.quick else FULL
-    device = device_info(args.device_name)
+    if args.min_seconds is not None:
+        settings = settings._replace(min_seconds=args.min_seconds)
+    device = {**device_info(args.device_name), "matmul_precision": args.matmul_precision}
     started = time.perf_counter()
     print(f"device: {device['name']} ({device['device_kind']}, {device['platform']}), {device['cpu_count']} CPUs "
           f"({device['cpus_usable']} usable), jax {device['jax']}" + (" -- QUICK MODE" if args.quick else ""))
@@ -479,7 +553,9 @@ def main(argv=None) -> int:
             print(f"  {key}: {r['status']} ({r['reason']})", flush=True)
     add_ratios(results, matmul)
     grid_counts = [int(c) for c in args.grid_devices.split(",") if c.strip()]
-    grid = bench_grid(grid_counts, args.quick)
+    grid = bench_grid(grid_counts, args.quick, args.matmul_precision)
+    authors = (time_authors(args.authors_python, args.authors_src, algos)
+               if args.authors_python and args.authors_src and not args.quick else {})
     report = {
         "device": device,
         "settings": {"quick": args.quick, "seeds": seeds, "dataset_stats": dataset.stats,
@@ -488,11 +564,14 @@ def main(argv=None) -> int:
         "matmul_large_gflops": max(matmul, key=lambda r: r["m"] * r["k"] * r["k"])["gflops"],
         "algorithms": results,
         "grid_8_members": grid,
-        "reference": {"authors_ms_per_step": AUTHORS_MS_PER_STEP, "note": REFERENCE_LINE},
+        "reference": {"authors_ms_per_step": AUTHORS_MS_PER_STEP, "note": REFERENCE_LINE,
+                      "authors_timed_here": authors},
         "wall_seconds": time.perf_counter() - started,
     }
     print()
     print(format_table(report))
+    print()
+    print("\n".join(floor_lines(report)))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=float) + "\n")

@@ -258,3 +258,27 @@ def test_td3_bc_evaluation_normalises_states_like_training():
                                rtol=1e-4, atol=1e-5)
     trained_on = td3_bc.prepare_data(data, config).observations
     np.testing.assert_allclose(np.asarray(trained_on).mean(0), 0.0, atol=1e-3)
+
+
+@pytest.mark.parametrize("layer_norm", [False, True])
+@pytest.mark.parametrize("activation", ["elu", "relu"])
+def test_split_first_layer_critic_equals_the_concat_critic(layer_norm, activation):
+    """Q from the first layer's state half s·W_s + b plus a·W_a (one state half for many actions) equals the ensemble
+    on concat(s, a). Bug it is for: the kernel sliced at the wrong row (W_s taking an action row), the bias added per
+    action twice, LayerNorm or the activation skipped in the split path."""
+    from common.networks import CriticEnsemble, critic_from_state_half, critic_state_half, first_critic
+
+    net = CriticEnsemble(2, (32, 32), activation, layer_norm, "flax", 1e-2)
+    keys = jax.random.split(jax.random.PRNGKey(7), 4)
+    obs = jax.random.normal(keys[0], (16, 5))
+    actions = jax.random.uniform(keys[1], (16, 9, 3), minval=-1, maxval=1)
+    params = net.init(keys[2], obs[:1], actions[:1, 0])
+    # Biases and output layer far from their zero / tiny initial values, so that each one shows.
+    params = jax.tree.map(lambda x: x + 0.5 * jax.random.normal(keys[3], x.shape), params)
+    concat = net.apply(params, jnp.broadcast_to(obs[:, None], (16, 9, 5)), actions)
+    split = critic_from_state_half(net, params, critic_state_half(params, obs)[:, :, None], actions)
+    assert split.shape == concat.shape == (2, 16, 9)
+    np.testing.assert_allclose(split, concat, rtol=1e-6, atol=1e-6 * float(jnp.max(jnp.abs(concat))))
+    one = CriticEnsemble(1, (32, 32), activation, layer_norm, "flax", 1e-2)
+    np.testing.assert_array_equal(one.apply(first_critic(params), obs, actions[:, 0])[0],
+                                  net.apply(params, obs, actions[:, 0])[0])
