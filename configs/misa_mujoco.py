@@ -14,6 +14,9 @@ VARIANTS = list(D4RL_LOCOMOTION) + shipped_datasets() + ["demo"]
 # 36.3), on halfcheetah-medium-v4 it gets close to its data's 36.0. Seeds 0-2, 2026-12-01: final 29.6 / 30.8 /
 # 32.2 (5 episodes; best 35.8 / 36.1 / 32.2), re-evaluated with 10 episodes 33.6 / 36.1 / 33.0. The budget fits
 # about 5 minutes of a 2-core CPU per seed; more steps are needed for every seed to reach the data's level.
+# Also measured (seeds 0-2, 2026-12-02): with 5 HMC samples, 29.1 / 35.6 / 28.0 at 2k steps, 33.2 / 36.5 / 26.9 at
+# 4k, 36.4 / 34.8 / 29.3 at 6k; on halfcheetah-medium-replay-v4 (data 11.5) 25.1 / 15.7 / 19.3 at 2k, then
+# 8.4 / 4.8 / 9.6 at 3k (too unstable at this budget for a first run).
 DEMO_DATASET = "halfcheetah-medium-v4"
 DEMO_OVERRIDES = {
     "dataset": DEMO_DATASET,
