@@ -1,8 +1,6 @@
 """A finished (or checkpointed) run, back in Python: its config, members, policies, evaluation and video.
 
-    from algorithms import load_run
-
-    run = load_run("runs/demo_misa_20261201_120000")     # the latest checkpoint; checkpoint=STEP for another
+    run = algorithms.load_run("runs/demo_misa_20261201_120000")   # latest checkpoint; checkpoint=STEP for another
     act = run.policy(0)                                  # jitted: obs (obs_dim,) or (B, obs_dim) -> action in [-1, 1]
     result = run.evaluate(episodes=10, seed=1)           # result.returns, result.scores: (members, episodes)
 
