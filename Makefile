@@ -14,8 +14,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
+# Test files in parallel, one worker per core (at most 4); a file's tests stay on one worker, sharing its fixtures.
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n auto --maxprocesses=4 --dist loadfile tests
 
 demo: $(STAMP)
 	$(PY) scripts/demo.py

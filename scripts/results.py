@@ -6,8 +6,10 @@
 
 One training process (common.experiment.run, `--seeds` seeds vmapped) per (algorithm, dataset), each
 with its config file's settings for that dataset plus the stated budget. Resumable: a run whose
-summary.json exists is not trained again (delete its directory to redo it); a run that diverged is
-recorded in failed.json and skipped too unless --retry-failed. Writes into --out:
+summary.json exists is not trained again (delete its directory to redo it); an unfinished run continues
+from its latest checkpoint (one is written at every evaluation), so a stopped or preempted sweep loses at
+most one interval per run; a run that diverged is recorded in failed.json and skipped too unless
+--retry-failed. Writes into --out:
   results.md    tables: final and best normalised scores (mean ± std over seeds) per dataset x algorithm,
                 and per algorithm the IQM and mean over all (dataset, seed) final scores with stratified
                 bootstrap 95% CIs (common/stats.py)
@@ -33,7 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from common import stats  # noqa: E402
+from common import checkpoints, stats  # noqa: E402
 from common.checkpoints import CheckpointError  # noqa: E402
 from common.datasets import DatasetError, load_dataset, shipped_datasets  # noqa: E402
 from common.experiment import ConfigError  # noqa: E402
@@ -105,7 +107,7 @@ def build_config(algo: str, dataset: str, args, sets) -> object:
         config = module.get_config()
     config.dataset = dataset
     budget = {"num_seeds": args.seeds, "total_steps": args.steps, "eval_every": args.eval_every,
-              "eval_episodes": args.eval_episodes, "seed": args.seed}
+              "eval_episodes": args.eval_episodes, "seed": args.seed, "checkpoint_every": args.eval_every}
     for field, value in {**spec.overrides, **budget}.items():
         config[field] = value
     for target, field, value in sets:
@@ -116,8 +118,10 @@ def build_config(algo: str, dataset: str, args, sets) -> object:
                 raise SweepError(f"--set {field}={value!r} does not fit {algo}'s config: {e}") from None
     config.log_dir = str(Path(args.out) / "runs")
     config.run_name = run_name(algo, dataset)
-    config.overwrite = True  # an unfinished run directory (no summary.json) is started again
-    config.resume = False
+    # An unfinished run (no summary.json) continues from its latest checkpoint (the run refuses if the config
+    # changed since), or starts again when it stopped before its first one.
+    config.resume = checkpoints.latest(Path(config.log_dir) / config.run_name) is not None
+    config.overwrite = not config.resume
     config.progress = sys.stderr.isatty()
     return config
 
@@ -165,7 +169,9 @@ def run_sweep(algos: list[str], datasets: list[str], args, sets) -> None:
         dataset = load_dataset(dataset_name)
         for algo in dataset_algos:
             (Path(args.out) / "runs" / run_name(algo, dataset_name) / "failed.json").unlink(missing_ok=True)
-            print(f"train {algo} on {dataset_name}: {args.seeds} seeds x {args.steps} steps", flush=True)
+            latest = checkpoints.latest(Path(args.out) / "runs" / run_name(algo, dataset_name))
+            resumed = f", resumed at {latest.name.replace('_', ' ')}" if latest else ""
+            print(f"train {algo} on {dataset_name}: {args.seeds} seeds x {args.steps} steps{resumed}", flush=True)
             status = train_one(algo, dataset_name, dataset, args, sets)
             print(f"  {status['status']} in {status['wall_seconds']:.0f} s" +
                   (f": {status['error']}" if status["status"] != "done" else ""), flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -157,6 +158,27 @@ def test_results_trains_then_resumes_without_retraining(tmp_path, hopper_random_
     assert results.main(argv) == 0
     assert "skip bc on" in capsys.readouterr().out
     assert (run_dir / "summary.json").stat().st_mtime_ns == stamp
+
+
+def test_an_unfinished_run_continues_from_its_checkpoint(tmp_path, hopper_random_file, capsys):
+    argv = ["--algos", "bc", "--datasets", str(hopper_random_file), "--seeds", "2", "--steps", "30",
+            "--eval-every", "10", "--eval-episodes", "1", "--out", str(tmp_path), "--resamples", "100",
+            "--set", "hidden_dims=(32, 32)", "--set", "batch_size=32"]
+    assert results.main(argv) == 0
+    run_dir = tmp_path / "runs" / "bc__hopper-random-tiny"
+    finished = {name: (run_dir / name).read_text() for name in ("eval.csv", "metrics.csv")}
+    # As a sweep stopped after its second interval leaves it: no summary, the latest checkpoint at step 20.
+    for name in ("summary.json", "sweep.json"):
+        (run_dir / name).unlink()
+    shutil.rmtree(run_dir / "checkpoints" / "step_30")
+    (run_dir / "checkpoints" / "LATEST").write_text("step_20")
+    capsys.readouterr()
+
+    assert results.main(argv) == 0
+    assert "resumed at step 20" in capsys.readouterr().out
+    assert {name: (run_dir / name).read_text() for name in finished} == finished
+    events = [json.loads(line)["event"] for line in (run_dir / "history.jsonl").read_text().splitlines()]
+    assert events.count("resume") == 1
 
 
 @pytest.mark.parametrize("argv, message", [
