@@ -10,7 +10,8 @@ The bound (Barber-Agakov with the energy-based family q(a|s) = pi(a|s) e^{Q(s,a)
 
 The last policy term is the unbiased gradient of -E_s log Z(s), since grad log Z(s) = E_{q(.|s)}[grad log pi(a|s)].
 `bound` = "dv" (Donsker-Varadhan, log outside the state expectation) or "nwj" (f-divergence, log x <= x/e)
-gives the looser variants; `unbiased_grad=False` drops the HMC term.
+gives the looser variants; `unbiased_grad=False` drops the HMC term; `unbiased_samples="dataset"` evaluates it at
+the dataset action a' = a, which is what a chain that rejects every proposal keeps (no HMC is run).
 
 Run:  python algorithms/misa.py --config configs/misa_mujoco.py --config.dataset=hopper-medium-v2
 Config reference: configs/misa_mujoco.py (every field has a one-line comment there).
@@ -52,6 +53,9 @@ REWARD_TRANSFORMS = ("none", "antmaze", "minmax")
 # Units of target_action_gap: "n" compares it with the penalty as defined here (log Z normalised by log N_set);
 # "batch" with the penalty normalised by log(batch size) instead, as the authors' code does.
 GAP_NORMALISATIONS = ("n", "batch")
+# Where the unbiased term's samples a' come from: HMC chains ("hmc", the paper), or the dataset actions the chains
+# start at ("dataset": a chain that rejects every proposal keeps exactly these, at no cost).
+UNBIASED_SAMPLES = ("hmc", "dataset")
 # Step-size adaptation of the HMC sampler (the authors' settings): during the first 80 % of burn-in,
 # multiply the shared step size by 1 + rate when the chains' mean acceptance probability exceeds the target.
 HMC_TARGET_ACCEPT = 0.75
@@ -411,15 +415,18 @@ def make_agent(config, dataset: Dataset) -> Agent:
 
         # Samples of q(a|s) ~ pi(a|s) e^{min_i Q_i(s,a)}, one chain per state from its dataset action.
         step_size = state.hmc_step_size if config.hmc_persist_step_size else config.hmc_init_step_size
-        if config.unbiased_grad:
+        if not config.unbiased_grad:
+            hmc = HMCResult(None, jnp.asarray(step_size, jnp.float32), jnp.zeros(()))
+        elif config.unbiased_samples == "dataset":  # every chain's start, as if every proposal were rejected
+            hmc = HMCResult(data_actions[None], jnp.asarray(step_size, jnp.float32), jnp.zeros(()))
+        else:
             def log_q(a):
                 return tanh_gaussian_log_prob(mean, log_std, a) + min_q_at_obs(a)
 
             hmc = hmc_chain(log_q, data_actions, noise.hmc_momenta, noise.hmc_log_uniforms, step_size,
                             num_burn_in=config.hmc_burn_in, leapfrog_steps=config.hmc_leapfrog_steps)
+        if config.unbiased_grad:
             state_weights = correction_state_weights(jnp.min(q_all[..., 1:], axis=0), bound)
-        else:
-            hmc = HMCResult(None, jnp.asarray(step_size, jnp.float32), jnp.zeros(()))
 
         alpha = 1.0 if config.fixed_alpha else jnp.exp(state.log_alpha.params["value"])
 
@@ -502,6 +509,8 @@ def validate_config(config):
     """Algorithm-specific config checks (one-line errors); the shared ones live in common/experiment.py."""
     checks = [
         (config.bound in BOUNDS, f"bound must be one of {BOUNDS}, got '{config.bound}'"),
+        (config.unbiased_samples in UNBIASED_SAMPLES,
+         f"unbiased_samples must be one of {UNBIASED_SAMPLES}, got '{config.unbiased_samples}'"),
         (config.gap_normalisation in GAP_NORMALISATIONS,
          f"gap_normalisation must be one of {GAP_NORMALISATIONS}, got '{config.gap_normalisation}'"),
         (config.reward_transform in REWARD_TRANSFORMS,

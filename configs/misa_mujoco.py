@@ -55,6 +55,8 @@ def misa_defaults(c):
     c.fixed_alpha = False  # True: entropy temperature alpha fixed at 1 (no tuning); False: tuned to entropy -|A|
     c.unbiased_grad = True  # add the HMC term: the unbiased gradient of -E_s log Z(s)
     c.unbiased_weight = 0.1  # gamma3: weight of E_{a'~q}[log pi(a'|s)]
+    c.unbiased_samples = "hmc"  # a' ~ q by HMC (paper), or "dataset": a' = a, what a chain rejecting every proposal
+    #   keeps (no HMC run; the authors' chains stay there, README "Does the HMC term matter?")
     # --- Hamiltonian Monte Carlo for a' ~ q(a|s) ~ pi(a|s) e^{min Q(s,a)} ---
     c.hmc_burn_in = 5  # iterations discarded before the kept samples (step size adapted in the first 80 %)
     c.hmc_num_samples = 50  # kept samples per chain (one chain per state, started at the dataset action)

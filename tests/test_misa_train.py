@@ -66,6 +66,28 @@ def test_every_flag_trains_with_finite_metrics(dataset, name):
         np.testing.assert_array_equal(metrics["hmc_accept_prob"], 0.0)
 
 
+def test_dataset_samples_train_as_chains_that_reject_every_proposal(dataset):
+    """unbiased_samples="dataset" gives the numbers of HMC whose every proposal is rejected: an initial step of 100
+    throws each leapfrog step out of the (-1, 1) box, so every chain keeps its dataset action; a mixing chain
+    (step 0.05) moves and trains differently."""
+    def run(**flags):
+        return jax.jit(misa.make_train(tiny_config(**flags), dataset))(jax.random.PRNGKey(0))
+
+    rejected_state, rejected = run(hmc_init_step_size=100.0)
+    state, metrics = run(unbiased_samples="dataset", hmc_init_step_size=100.0)
+    np.testing.assert_array_equal(rejected["hmc_accept_prob"], 0.0)
+    np.testing.assert_array_equal(rejected["hmc_unmoved"], 1.0)
+    for a, b in zip(jax.tree.leaves(state._replace(hmc_step_size=0.0)),
+                    jax.tree.leaves(rejected_state._replace(hmc_step_size=0.0))):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for name in ("policy_loss", "critic_loss", "log_pi", "hmc_unmoved", "hmc_grad_cosine"):
+        np.testing.assert_allclose(metrics[name], rejected[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    mixing_state, mixing = run(hmc_init_step_size=0.05)
+    assert float(np.min(mixing["hmc_unmoved"])) < 0.5
+    moved = jax.tree.leaves(mixing_state.policy.params)
+    assert max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(moved, jax.tree.leaves(state.policy.params))) > 1e-6
+
+
 @pytest.fixture(scope="module")
 def default_train(dataset):
     """The mujoco config (shrunk) as one pure function, jitted alone and vmapped over (seed, hparams)."""
@@ -152,7 +174,8 @@ def test_prepare_data_transforms_rewards_and_clips_actions(dataset):
 
 @pytest.mark.parametrize("field, value", [("bound", "infonce"), ("reward_transform", "clip"), ("n_actions", 0),
                                           ("action_clip", 1.0), ("hmc_leapfrog_steps", 0),
-                                          ("hmc_init_step_size", 0.0), ("hmc_burn_in", -1)])
+                                          ("hmc_init_step_size", 0.0), ("hmc_burn_in", -1),
+                                          ("unbiased_samples", "langevin")])
 def test_bad_config_is_one_clear_error(field, value):
     config = tiny_config()
     config[field] = value
