@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from common import checkpoints, stats  # noqa: E402
 from common.checkpoints import CheckpointError  # noqa: E402
 from common.datasets import DatasetError, load_dataset, shipped_datasets  # noqa: E402
-from common.experiment import ConfigError  # noqa: E402
+from common.experiment import ConfigError, Interrupted  # noqa: E402
 from common.logger import read_eval, write_json_atomic  # noqa: E402
 from scripts.bench import device_info  # noqa: E402
 
@@ -137,6 +137,10 @@ def train_one(algo: str, dataset_name: str, dataset, args, sets) -> dict:
     try:
         summary = experiment.run(module.ALGORITHM, module.make_agent, module.prepare_data, config,
                                  getattr(module, "validate_config", None), dataset=dataset)
+    except experiment.Interrupted as e:  # the detail's how-to-continue is the run's own; here: this command
+        where = e.detail.split(";")[0]
+        detail = f"{algo} on {dataset_name} {where}; the same command continues it"
+        raise experiment.Interrupted(e.signum, detail) from None
     except experiment.Diverged as e:
         status = {"status": "diverged", "error": str(e), "wall_seconds": time.perf_counter() - t0}
         write_json_atomic(run_dir / "failed.json", status)
@@ -410,6 +414,12 @@ def main(argv=None) -> int:
     except (SweepError, DatasetError, ConfigError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:  # SIGTERM / SIGINT: the run under way saved its last interval
+        print(e, file=sys.stderr)
+        return e.status
+    except KeyboardInterrupt:  # SIGINT outside a run (loading datasets): nothing of a run was lost
+        print("interrupted by SIGINT before a run started; the same command continues the sweep", file=sys.stderr)
+        return 130
 
     budget = {"num_seeds": args.seeds, "total_steps": args.steps, "eval_every": args.eval_every,
               "eval_episodes": args.eval_episodes, "first_seed": args.seed,

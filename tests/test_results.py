@@ -181,6 +181,23 @@ def test_an_unfinished_run_continues_from_its_checkpoint(tmp_path, hopper_random
     assert events.count("resume") == 1
 
 
+def test_a_signal_stops_the_sweep_in_one_line_that_says_how_to_continue(tmp_path, hopper_random_file, capsys,
+                                                                       monkeypatch):
+    from common import experiment
+
+    def stopped(*args, **kwargs):
+        raise experiment.Interrupted(15, "stopped after step 10 of 20 and saved a checkpoint there; continue with "
+                                         "--config.resume=True")
+
+    monkeypatch.setattr(experiment, "run", stopped)
+    argv = ["--algos", "bc", "--datasets", str(hopper_random_file), "--steps", "20", "--eval-every", "10",
+            "--out", str(tmp_path)]
+    assert results.main(argv) == 128 + 15
+    err = capsys.readouterr().err
+    assert err == (f"interrupted by SIGTERM: bc on {hopper_random_file} stopped after step 10 of 20 and saved a "
+                   "checkpoint there; the same command continues it\n")
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--algos", "sac"], "unknown algorithm"),
     (["--datasets", "x", "--steps", "15", "--eval-every", "10"], "multiple of --eval-every"),
