@@ -1,6 +1,6 @@
 """Training throughput and arithmetic efficiency of every algorithm (run by `make bench`).
 
-    python scripts/bench.py [--algos td3_bc,cql,misa,misa_n10] [--seeds 1,8] [--quick] [--device-name NAME]
+    python scripts/bench.py [--algos td3_bc,cql,misa,misa_at_data,misa_n10] [--seeds 1,8] [--quick] [--device-name NAME]
                             [--out runs/bench.json] [--authors-python PY --authors-src DIR]
 
 For each algorithm, on a synthetic dataset of Hopper's size (100k transitions, obs 11, act 3):
@@ -70,6 +70,8 @@ BENCHMARKS = {
     "td3_bc": Bench("TD3+BC", "algorithms.td3_bc", "configs.td3_bc_mujoco", {}, 200),
     "cql": Bench("CQL", "algorithms.cql", "configs.cql_mujoco", {}, 50),
     "misa": Bench("MISA N=50 + HMC", "algorithms.misa", "configs.misa_mujoco", {}, 10),
+    "misa_at_data": Bench("MISA N=50, HMC term at the data", "algorithms.misa", "configs.misa_mujoco",
+                          {"unbiased_samples": "dataset"}, 20),
     "misa_n10": Bench("MISA N=10, no HMC", "algorithms.misa", "configs.misa_mujoco",
                       {"n_actions": 10, "unbiased_grad": False}, 50),
 }
