@@ -9,7 +9,7 @@ with its config file's settings for that dataset plus the stated budget. Resumab
 summary.json exists is not trained again (delete its directory to redo it); an unfinished run continues
 from its latest checkpoint (one is written at every evaluation), so a stopped or preempted sweep loses at
 most one interval per run; a run that diverged is recorded in failed.json and skipped too unless
---retry-failed. Writes into --out:
+--retry-failed (then it starts again from step 0). Writes into --out:
   results.md    tables: final and best normalised scores (mean ± std over seeds) per dataset x algorithm,
                 and per algorithm the IQM and mean over all (dataset, seed) final scores with stratified
                 bootstrap 95% CIs (common/stats.py)
@@ -58,6 +58,7 @@ ALGORITHMS = {
     "misa": Algorithm("MISA", "algorithms.misa", "configs.misa_mujoco", {}),
 }
 MARKER_BEGIN, MARKER_END = "<!-- results:begin -->", "<!-- results:end -->"
+EARLIER_WALL = "earlier_wall.json"  # in a run directory: wall seconds of its attempts before the current one
 
 
 class SweepError(ValueError):
@@ -97,7 +98,7 @@ def parse_sets(items: list[str]) -> list[tuple[str | None, str, object]]:
     return out
 
 
-def build_config(algo: str, dataset: str, args, sets) -> object:
+def build_config(algo: str, dataset: str, args, sets, fresh: bool = False) -> object:
     """The config file's settings for `dataset`, the algorithm's overrides, the budget, then --set values."""
     spec = ALGORITHMS[algo]
     module = importlib.import_module(spec.config_module)
@@ -119,33 +120,45 @@ def build_config(algo: str, dataset: str, args, sets) -> object:
     config.log_dir = str(Path(args.out) / "runs")
     config.run_name = run_name(algo, dataset)
     # An unfinished run (no summary.json) continues from its latest checkpoint (the run refuses if the config
-    # changed since), or starts again when it stopped before its first one.
-    config.resume = checkpoints.latest(Path(config.log_dir) / config.run_name) is not None
+    # changed since), or starts again when it stopped before its first one or when `fresh` (a diverged run retried).
+    config.resume = not fresh and checkpoints.latest(Path(config.log_dir) / config.run_name) is not None
     config.overwrite = not config.resume
     config.progress = sys.stderr.isatty()
     return config
 
 
-def train_one(algo: str, dataset_name: str, dataset, args, sets) -> dict:
-    """Trains one (algorithm, dataset) run; returns its status dict (also written as sweep.json or failed.json)."""
+def train_one(algo: str, dataset_name: str, dataset, args, sets, fresh: bool = False) -> dict:
+    """Trains one (algorithm, dataset) run; returns its status dict (also written as sweep.json or failed.json).
+
+    Its wall time adds up the attempts that ended in Python (finished, diverged or stopped by a signal; kept in
+    the run's earlier_wall.json), so a resumed run reports the time all of its steps took; an attempt killed
+    outright (SIGKILL, power loss) is not counted.
+    """
     from common import experiment
 
     run_dir = Path(args.out) / "runs" / run_name(algo, dataset_name)
     module = importlib.import_module(ALGORITHMS[algo].module)
-    config = build_config(algo, dataset_name, args, sets)
+    config = build_config(algo, dataset_name, args, sets, fresh)
+    earlier = (_read_json(run_dir / EARLIER_WALL) or {}).get("seconds", 0.0) if config.resume else 0.0
     t0 = time.perf_counter()
+
+    def wall() -> float:
+        return earlier + time.perf_counter() - t0
+
     try:
         summary = experiment.run(module.ALGORITHM, module.make_agent, module.prepare_data, config,
                                  getattr(module, "validate_config", None), dataset=dataset)
     except experiment.Interrupted as e:  # the detail's how-to-continue is the run's own; here: this command
+        if run_dir.is_dir():
+            write_json_atomic(run_dir / EARLIER_WALL, {"seconds": wall()})
         where = e.detail.split(";")[0]
         detail = f"{algo} on {dataset_name} {where}; the same command continues it"
         raise experiment.Interrupted(e.signum, detail) from None
     except experiment.Diverged as e:
-        status = {"status": "diverged", "error": str(e), "wall_seconds": time.perf_counter() - t0}
+        status = {"status": "diverged", "error": str(e), "wall_seconds": wall()}
         write_json_atomic(run_dir / "failed.json", status)
         return status
-    status = {"status": "done", "wall_seconds": time.perf_counter() - t0, "run_dir": summary["run_dir"],
+    status = {"status": "done", "wall_seconds": wall(), "run_dir": summary["run_dir"],
               "command": " ".join(sys.argv)}
     write_json_atomic(run_dir / "sweep.json", status)
     return status
@@ -172,11 +185,13 @@ def run_sweep(algos: list[str], datasets: list[str], args, sets) -> None:
     for dataset_name, dataset_algos in todo.items():
         dataset = load_dataset(dataset_name)
         for algo in dataset_algos:
-            (Path(args.out) / "runs" / run_name(algo, dataset_name) / "failed.json").unlink(missing_ok=True)
-            latest = checkpoints.latest(Path(args.out) / "runs" / run_name(algo, dataset_name))
+            run_dir = Path(args.out) / "runs" / run_name(algo, dataset_name)
+            retried = (run_dir / "failed.json").exists()  # a diverged run retried starts again from step 0
+            (run_dir / "failed.json").unlink(missing_ok=True)
+            latest = None if retried else checkpoints.latest(run_dir)
             resumed = f", resumed at {latest.name.replace('_', ' ')}" if latest else ""
             print(f"train {algo} on {dataset_name}: {args.seeds} seeds x {args.steps} steps{resumed}", flush=True)
-            status = train_one(algo, dataset_name, dataset, args, sets)
+            status = train_one(algo, dataset_name, dataset, args, sets, fresh=retried)
             print(f"  {status['status']} in {status['wall_seconds']:.0f} s" +
                   (f": {status['error']}" if status["status"] != "done" else ""), flush=True)
 

@@ -172,13 +172,35 @@ def test_an_unfinished_run_continues_from_its_checkpoint(tmp_path, hopper_random
         (run_dir / name).unlink()
     shutil.rmtree(run_dir / "checkpoints" / "step_30")
     (run_dir / "checkpoints" / "LATEST").write_text("step_20")
+    (run_dir / "earlier_wall.json").write_text('{"seconds": 1000.0}')  # what a signal-stopped attempt leaves
     capsys.readouterr()
 
     assert results.main(argv) == 0
     assert "resumed at step 20" in capsys.readouterr().out
     assert {name: (run_dir / name).read_text() for name in finished} == finished
+    assert json.loads((run_dir / "sweep.json").read_text())["wall_seconds"] > 1000.0  # both attempts counted
     events = [json.loads(line)["event"] for line in (run_dir / "history.jsonl").read_text().splitlines()]
     assert events.count("resume") == 1
+
+
+def test_a_retried_diverged_run_starts_again_from_step_0(tmp_path, hopper_random_file, capsys):
+    argv = ["--algos", "bc", "--datasets", str(hopper_random_file), "--seeds", "1", "--steps", "20",
+            "--eval-every", "10", "--eval-episodes", "1", "--out", str(tmp_path), "--resamples", "100",
+            "--set", "hidden_dims=(32, 32)", "--set", "batch_size=32"]
+    assert results.main(argv) == 0
+    run_dir = tmp_path / "runs" / "bc__hopper-random-tiny"
+    # As a run that diverged after its first checkpoint leaves it (its checkpoint at step 10 stays).
+    for name in ("summary.json", "sweep.json"):
+        (run_dir / name).unlink()
+    shutil.rmtree(run_dir / "checkpoints" / "step_20")
+    (run_dir / "checkpoints" / "LATEST").write_text("step_10")
+    (run_dir / "failed.json").write_text('{"status": "diverged", "error": "non-finite parameters"}')
+    capsys.readouterr()
+
+    assert results.main(argv + ["--retry-failed"]) == 0
+    assert "resumed at" not in capsys.readouterr().out
+    events = [json.loads(line)["event"] for line in (run_dir / "history.jsonl").read_text().splitlines()]
+    assert events == ["start"] and (run_dir / "summary.json").exists()
 
 
 def test_a_signal_stops_the_sweep_in_one_line_that_says_how_to_continue(tmp_path, hopper_random_file, capsys,
