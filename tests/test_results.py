@@ -141,10 +141,27 @@ def test_update_doc_fills_the_marked_block(tmp_path):
 # ------------------------------------------------------------------------------------------------
 
 
-def test_results_trains_then_resumes_without_retraining(tmp_path, hopper_random_file, capsys):
-    argv = ["--algos", "bc", "--datasets", str(hopper_random_file), "--seeds", "2", "--steps", "20",
-            "--eval-every", "10", "--eval-episodes", "1", "--out", str(tmp_path), "--resamples", "100",
+def tiny_sweep(data, out, seeds: int, steps: int) -> list[str]:
+    """results.py arguments of a BC sweep on `data` small enough for a test (32-unit networks, 10-step intervals)."""
+    return ["--algos", "bc", "--datasets", str(data), "--seeds", str(seeds), "--steps", str(steps),
+            "--eval-every", "10", "--eval-episodes", "1", "--out", str(out), "--resamples", "100",
             "--set", "hidden_dims=(32, 32)", "--set", "batch_size=32"]
+
+
+def rewind(run_dir, to_step: int, last_step: int) -> None:
+    """Leaves a finished run as one stopped at `to_step` leaves it: no summary, its latest checkpoint there."""
+    for name in ("summary.json", "sweep.json"):
+        (run_dir / name).unlink()
+    shutil.rmtree(run_dir / "checkpoints" / f"step_{last_step}")
+    (run_dir / "checkpoints" / "LATEST").write_text(f"step_{to_step}")
+
+
+def history_events(run_dir) -> list[str]:
+    return [json.loads(line)["event"] for line in (run_dir / "history.jsonl").read_text().splitlines()]
+
+
+def test_results_trains_then_resumes_without_retraining(tmp_path, hopper_random_file, capsys):
+    argv = tiny_sweep(hopper_random_file, tmp_path, seeds=2, steps=20)
     assert results.main(argv) == 0
     run_dir = tmp_path / "runs" / "bc__hopper-random-tiny"
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -161,17 +178,11 @@ def test_results_trains_then_resumes_without_retraining(tmp_path, hopper_random_
 
 
 def test_an_unfinished_run_continues_from_its_checkpoint(tmp_path, hopper_random_file, capsys):
-    argv = ["--algos", "bc", "--datasets", str(hopper_random_file), "--seeds", "2", "--steps", "30",
-            "--eval-every", "10", "--eval-episodes", "1", "--out", str(tmp_path), "--resamples", "100",
-            "--set", "hidden_dims=(32, 32)", "--set", "batch_size=32"]
+    argv = tiny_sweep(hopper_random_file, tmp_path, seeds=2, steps=30)
     assert results.main(argv) == 0
     run_dir = tmp_path / "runs" / "bc__hopper-random-tiny"
     finished = {name: (run_dir / name).read_text() for name in ("eval.csv", "metrics.csv")}
-    # As a sweep stopped after its second interval leaves it: no summary, the latest checkpoint at step 20.
-    for name in ("summary.json", "sweep.json"):
-        (run_dir / name).unlink()
-    shutil.rmtree(run_dir / "checkpoints" / "step_30")
-    (run_dir / "checkpoints" / "LATEST").write_text("step_20")
+    rewind(run_dir, to_step=20, last_step=30)  # a sweep stopped after its second interval
     (run_dir / "earlier_wall.json").write_text('{"seconds": 1000.0}')  # what a signal-stopped attempt leaves
     capsys.readouterr()
 
@@ -179,28 +190,20 @@ def test_an_unfinished_run_continues_from_its_checkpoint(tmp_path, hopper_random
     assert "resumed at step 20" in capsys.readouterr().out
     assert {name: (run_dir / name).read_text() for name in finished} == finished
     assert json.loads((run_dir / "sweep.json").read_text())["wall_seconds"] > 1000.0  # both attempts counted
-    events = [json.loads(line)["event"] for line in (run_dir / "history.jsonl").read_text().splitlines()]
-    assert events.count("resume") == 1
+    assert history_events(run_dir).count("resume") == 1
 
 
 def test_a_retried_diverged_run_starts_again_from_step_0(tmp_path, hopper_random_file, capsys):
-    argv = ["--algos", "bc", "--datasets", str(hopper_random_file), "--seeds", "1", "--steps", "20",
-            "--eval-every", "10", "--eval-episodes", "1", "--out", str(tmp_path), "--resamples", "100",
-            "--set", "hidden_dims=(32, 32)", "--set", "batch_size=32"]
+    argv = tiny_sweep(hopper_random_file, tmp_path, seeds=1, steps=20)
     assert results.main(argv) == 0
     run_dir = tmp_path / "runs" / "bc__hopper-random-tiny"
-    # As a run that diverged after its first checkpoint leaves it (its checkpoint at step 10 stays).
-    for name in ("summary.json", "sweep.json"):
-        (run_dir / name).unlink()
-    shutil.rmtree(run_dir / "checkpoints" / "step_20")
-    (run_dir / "checkpoints" / "LATEST").write_text("step_10")
+    rewind(run_dir, to_step=10, last_step=20)  # a run that diverged after its first checkpoint
     (run_dir / "failed.json").write_text('{"status": "diverged", "error": "non-finite parameters"}')
     capsys.readouterr()
 
     assert results.main(argv + ["--retry-failed"]) == 0
     assert "resumed at" not in capsys.readouterr().out
-    events = [json.loads(line)["event"] for line in (run_dir / "history.jsonl").read_text().splitlines()]
-    assert events == ["start"] and (run_dir / "summary.json").exists()
+    assert history_events(run_dir) == ["start"] and (run_dir / "summary.json").exists()
 
 
 def test_a_signal_stops_the_sweep_in_one_line_that_says_how_to_continue(tmp_path, hopper_random_file, capsys,
