@@ -212,11 +212,14 @@ def collect(out: Path, algos: list[str], datasets: list[str]) -> dict:
         for dataset in datasets:
             run_dir = out / "runs" / run_name(algo, dataset)
             summary, sweep, failed = (_read_json(run_dir / n) for n in ("summary.json", "sweep.json", "failed.json"))
+            curve = read_eval(run_dir) if (run_dir / "eval.csv").exists() else None
             if summary is None:
                 if failed is not None:
                     runs[(algo, dataset)] = {"status": failed.get("status", "failed"), "error": failed.get("error")}
+                elif curve is not None and curve["step"].size:  # stopped or still training: shown, never scored
+                    runs[(algo, dataset)] = {"status": "unfinished", "run_dir": str(run_dir), "curve": curve,
+                                             "reached": int(curve["step"][-1])}
                 continue
-            curve = read_eval(run_dir) if (run_dir / "eval.csv").exists() else None
             runs[(algo, dataset)] = {
                 "status": "done",
                 "run_dir": str(run_dir),
@@ -249,9 +252,18 @@ def learning_curves(runs: dict, algos: list[str], datasets: list[str]) -> tuple[
             values = curve[key]
             with np.errstate(all="ignore"):
                 mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
-            curves.setdefault(dataset_key(dataset), {})[ALGORITHMS[algo].label] = {
+            label = ALGORITHMS[algo].label + (" (unfinished)" if runs[(algo, dataset)]["status"] == "unfinished" else "")
+            curves.setdefault(dataset_key(dataset), {})[label] = {
                 "step": curve["step"].tolist(), "mean": mean.tolist(), "std": std.tolist()}
     return curves, ylabel
+
+
+def unfinished_note(label: str, dataset: str, run: dict, total_steps: int) -> str:
+    """The notes line of a run without summary.json: how far it got and its last evaluation, outside the tables."""
+    last = run["curve"]["score"][:, -1]
+    shown = (f"{np.nanmean(last):.1f} ± {np.nanstd(last):.1f}" if np.isfinite(last).any() else "n/a")
+    return (f"- {label} on {dataset}: unfinished, evaluated up to step {run['reached']:,} of {total_steps:,} "
+            f"(score there {shown}, in the figure only); the same command continues it")
 
 
 def _jsonable(value):
@@ -295,7 +307,9 @@ def write_report(out: Path, algos: list[str], datasets: list[str], budget: dict,
         cost_rows.append([ALGORITHMS[a].label, len(done), ", ".join(f"{s:,}" for s in steps) or "–",
                           f"{np.mean(sps):.1f}" if sps else "–", f"{sum(walls) / 3600:.2f}" if walls else "–"])
     problems = [f"- {ALGORITHMS[a].label} on {dataset_key(d)}: {r['status']} ({r.get('error')})"
-                for (a, d), r in runs.items() if r["status"] != "done"]
+                for (a, d), r in runs.items() if r["status"] not in ("done", "unfinished")]
+    problems += [unfinished_note(ALGORITHMS[a].label, dataset_key(d), r, budget["total_steps"])
+                 for (a, d), r in runs.items() if r["status"] == "unfinished"]
     missing = [f"- {ALGORITHMS[a].label} on {dataset_key(d)}: not run yet"
                for a in algos for d in datasets if (a, d) not in runs]
     if len(datasets) < 3:

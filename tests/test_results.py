@@ -124,6 +124,22 @@ def test_report_tables_plot_and_json_from_run_directories(tmp_path):
     assert curve["std"] == pytest.approx([np.std([25, 25, 40]), np.std([50, 50, 80])])
 
 
+def test_an_unfinished_run_is_drawn_and_noted_but_never_scored(tmp_path):
+    fake_run(tmp_path, "td3_bc", "ds-a", [10.0, 20.0, 30.0])
+    fake_run(tmp_path, "misa", "ds-a", [40.0, 60.0, 80.0], steps=(10,))  # one interval of two, then stopped
+    run_dir = tmp_path / "runs" / results.run_name("misa", "ds-a")
+    for name in ("summary.json", "sweep.json"):
+        (run_dir / name).unlink()
+    payload = results.write_report(tmp_path, ["td3_bc", "misa"], ["ds-a"], BUDGET, {"name": "test"}, n_resamples=100)
+
+    md = (tmp_path / "results.md").read_text()
+    assert "| ds-a | 20.0 ± 8.2 | – |" in md  # MISA's 60 at step 10 of 20 is not a final score
+    assert "- MISA on ds-a: unfinished, evaluated up to step 10 of 20 (score there 60.0 ± 16.3" in md
+    assert "not run yet" not in md
+    assert payload["curves"]["ds-a"]["MISA (unfinished)"]["mean"] == pytest.approx([60.0])
+    assert payload["aggregate_final"]["MISA"]["runs"] == 0
+
+
 def test_update_doc_fills_the_marked_block(tmp_path):
     fake_run(tmp_path / "out", "td3_bc", "ds-a", [1.0, 2.0])
     results.write_report(tmp_path / "out", ["td3_bc"], ["ds-a"], BUDGET, {"name": "test"}, n_resamples=100)
