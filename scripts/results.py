@@ -15,6 +15,8 @@ most one interval per run; a run that diverged is recorded in failed.json and sk
                 bootstrap 95% CIs (common/stats.py)
   curves.png    one panel per dataset, one line per algorithm, band = ± one std over seeds
   results.json  everything above plus per-run wall time, steps/s, compile time, budget and hardware
+Each run's sweep.json names the machine(s) its attempts trained on; the report states the hardware per
+run, never the machine that happens to write the report.
   runs/<algorithm>__<dataset>/   the runs themselves (common/experiment.py's layout)
 """
 
@@ -58,7 +60,7 @@ ALGORITHMS = {
     "misa": Algorithm("MISA", "algorithms.misa", "configs.misa_mujoco", {}),
 }
 MARKER_BEGIN, MARKER_END = "<!-- results:begin -->", "<!-- results:end -->"
-EARLIER_WALL = "earlier_wall.json"  # in a run directory: wall seconds of its attempts before the current one
+EARLIER_WALL = "earlier_wall.json"  # in a run directory: wall seconds and machines of its earlier attempts
 
 
 class SweepError(ValueError):
@@ -132,33 +134,34 @@ def train_one(algo: str, dataset_name: str, dataset, args, sets, fresh: bool = F
 
     Its wall time adds up the attempts that ended in Python (finished, diverged or stopped by a signal; kept in
     the run's earlier_wall.json), so a resumed run reports the time all of its steps took; an attempt killed
-    outright (SIGKILL, power loss) is not counted.
+    outright (SIGKILL, power loss) is not counted. `hardware` lists the machine of every counted attempt.
     """
     from common import experiment
 
     run_dir = Path(args.out) / "runs" / run_name(algo, dataset_name)
     module = importlib.import_module(ALGORITHMS[algo].module)
     config = build_config(algo, dataset_name, args, sets, fresh)
-    earlier = (_read_json(run_dir / EARLIER_WALL) or {}).get("seconds", 0.0) if config.resume else 0.0
+    earlier = (_read_json(run_dir / EARLIER_WALL) or {}) if config.resume else {}
+    machines = list(dict.fromkeys([*earlier.get("hardware", []), hardware_label(device_info(args.device_name))]))
     t0 = time.perf_counter()
 
     def wall() -> float:
-        return earlier + time.perf_counter() - t0
+        return earlier.get("seconds", 0.0) + time.perf_counter() - t0
 
     try:
         summary = experiment.run(module.ALGORITHM, module.make_agent, module.prepare_data, config,
                                  getattr(module, "validate_config", None), dataset=dataset)
     except experiment.Interrupted as e:  # the detail's how-to-continue is the run's own; here: this command
         if run_dir.is_dir():
-            write_json_atomic(run_dir / EARLIER_WALL, {"seconds": wall()})
+            write_json_atomic(run_dir / EARLIER_WALL, {"seconds": wall(), "hardware": machines})
         where = e.detail.split(";")[0]
         detail = f"{algo} on {dataset_name} {where}; the same command continues it"
         raise experiment.Interrupted(e.signum, detail) from None
     except experiment.Diverged as e:
-        status = {"status": "diverged", "error": str(e), "wall_seconds": wall()}
+        status = {"status": "diverged", "error": str(e), "wall_seconds": wall(), "hardware": machines}
         write_json_atomic(run_dir / "failed.json", status)
         return status
-    status = {"status": "done", "wall_seconds": wall(), "run_dir": summary["run_dir"],
+    status = {"status": "done", "wall_seconds": wall(), "hardware": machines, "run_dir": summary["run_dir"],
               "command": " ".join(sys.argv)}
     write_json_atomic(run_dir / "sweep.json", status)
     return status
@@ -205,6 +208,16 @@ def _read_json(path: Path):
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def hardware_label(hardware: dict) -> str:
+    """A machine as the report names it: `name (device kind, N CPUs)`, from scripts/bench.py's device_info."""
+    return f"{hardware.get('name')} ({hardware.get('device_kind')}, {hardware.get('cpu_count')} CPUs)"
+
+
+def run_hardware(runs: list[dict]) -> list[str]:
+    """The machines these runs trained on, in order; "unknown" for a run whose sweep.json does not say."""
+    return list(dict.fromkeys(m for r in runs for m in (r.get("hardware") or ["unknown"])))
+
+
 def collect(out: Path, algos: list[str], datasets: list[str]) -> dict:
     """Everything the report needs from the run directories: {(algo, dataset): run record}."""
     runs = {}
@@ -234,6 +247,7 @@ def collect(out: Path, algos: list[str], datasets: list[str]) -> dict:
                 "device": summary.get("device"),
                 "dataset_stats": summary.get("dataset_stats"),
                 "wall_seconds": (sweep or {}).get("wall_seconds"),
+                "hardware": (sweep or {}).get("hardware"),
                 "curve": curve,
             }
     return runs
@@ -280,9 +294,13 @@ def _jsonable(value):
     return value
 
 
-def write_report(out: Path, algos: list[str], datasets: list[str], budget: dict, hardware: dict,
+def write_report(out: Path, algos: list[str], datasets: list[str], budget: dict,
                  n_resamples: int = stats.DEFAULT_RESAMPLES) -> dict:
-    """Writes results.md, curves.png and results.json from the run directories; returns the JSON payload."""
+    """Writes results.md, curves.png and results.json from the run directories; returns the JSON payload.
+
+    The hardware is each run's own (its sweep.json): one machine is named in the header, several in a column
+    of the cost table, since steps/s and wall time compare only within one machine.
+    """
     from common.plots import plot_learning_curves
 
     out = Path(out)
@@ -305,7 +323,14 @@ def write_report(out: Path, algos: list[str], datasets: list[str], budget: dict,
         walls = [r["wall_seconds"] for r in done if r["wall_seconds"] is not None]
         steps = sorted({r["total_steps"] for r in done if r["total_steps"]})
         cost_rows.append([ALGORITHMS[a].label, len(done), ", ".join(f"{s:,}" for s in steps) or "–",
-                          f"{np.mean(sps):.1f}" if sps else "–", f"{sum(walls) / 3600:.2f}" if walls else "–"])
+                          f"{np.mean(sps):.1f}" if sps else "–", f"{sum(walls) / 3600:.2f}" if walls else "–",
+                          "; ".join(run_hardware(done)) or "–"])
+    machines = run_hardware([r for r in runs.values() if r["status"] == "done"])
+    one_machine = len(machines) == 1
+    if one_machine:  # named once, in the header
+        cost_rows = [row[:-1] for row in cost_rows]
+    hardware_line = (f" Hardware: {machines[0]}." if one_machine else " Hardware: per algorithm in the cost table "
+                     "(steps/s and wall time compare only within one machine)." if machines else "")
     problems = [f"- {ALGORITHMS[a].label} on {dataset_key(d)}: {r['status']} ({r.get('error')})"
                 for (a, d), r in runs.items() if r["status"] not in ("done", "unfinished")]
     problems += [unfinished_note(ALGORITHMS[a].label, dataset_key(d), r, budget["total_steps"])
@@ -318,8 +343,8 @@ def write_report(out: Path, algos: list[str], datasets: list[str], budget: dict,
     lines = [
         f"Budget: {budget['total_steps']:,} gradient steps, evaluation every {budget['eval_every']:,} steps with "
         f"{budget['eval_episodes']} episodes, {budget['num_seeds']} seeds per (algorithm, dataset), vmapped in one "
-        f"process. Hardware: {hardware.get('name')} ({hardware.get('device_kind')}, {hardware.get('cpu_count')} "
-        f"CPUs)." + (f" Config overrides: {', '.join(budget['overrides'])}." if budget.get("overrides") else "")
+        "process." + hardware_line
+        + (f" Config overrides: {', '.join(budget['overrides'])}." if budget.get("overrides") else "")
         + " Scores: D4RL-normalised (×100); final = last evaluation, best = best evaluation of each seed; "
         "std over seeds with ddof 0.",
         "",
@@ -339,7 +364,8 @@ def write_report(out: Path, algos: list[str], datasets: list[str], budget: dict,
         "Cost: gradient steps per run, mean training steps/s (all seeds together, compile and evaluation "
         "excluded) and total wall time of the runs (evaluation included):",
         "",
-        stats.markdown_table(["algorithm", "runs", "steps per run", "steps/s", "wall hours"], cost_rows),
+        stats.markdown_table(["algorithm", "runs", "steps per run", "steps/s", "wall hours"]
+                             + ([] if one_machine else ["hardware"]), cost_rows),
     ]
     if curves:
         lines += ["![learning curves](curves.png)", ""]
@@ -350,7 +376,7 @@ def write_report(out: Path, algos: list[str], datasets: list[str], budget: dict,
 
     payload = {
         "budget": budget,
-        "hardware": hardware,
+        "hardware": machines,
         "algorithms": {a: {"label": ALGORITHMS[a].label, "overrides": ALGORITHMS[a].overrides} for a in algos},
         "datasets": datasets,
         "runs": [{"algorithm": a, "dataset": d, **{k: v for k, v in r.items() if k != "curve"}}
@@ -453,7 +479,7 @@ def main(argv=None) -> int:
     budget = {"num_seeds": args.seeds, "total_steps": args.steps, "eval_every": args.eval_every,
               "eval_episodes": args.eval_episodes, "first_seed": args.seed,
               "overrides": [f"{a + '.' if a else ''}{f}={v!r}" for a, f, v in sets]}
-    payload = write_report(out, algos, datasets, budget, device_info(args.device_name), args.resamples)
+    payload = write_report(out, algos, datasets, budget, args.resamples)
     if args.doc:
         update_doc(Path(args.doc), out)
     print((out / "results.md").read_text())

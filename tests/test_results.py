@@ -78,8 +78,8 @@ def test_bench_rejects_bad_arguments(capsys):
 # ------------------------------------------------------------------------------------------------
 
 
-def fake_run(out, algo, dataset, finals, steps=(10, 20)):
-    """A run directory as common/experiment.py leaves it: eval.csv (via RunLogger) and summary.json."""
+def fake_run(out, algo, dataset, finals, steps=(10, 20), hardware=("Box (cpu, 2 CPUs)",)):
+    """A run directory as results.py leaves it: eval.csv (via RunLogger), summary.json and sweep.json."""
     run_dir = out / "runs" / results.run_name(algo, dataset)
     run_dir.mkdir(parents=True)
     members = [{"seed": i} for i in range(len(finals))]
@@ -92,7 +92,10 @@ def fake_run(out, algo, dataset, finals, steps=(10, 20)):
         "algorithm": algo, "dataset": dataset, "num_seeds": len(finals), "total_steps": steps[-1],
         "normalized_score_final": list(finals), "normalized_score_best": list(finals),
         "steps_per_second": 100.0, "compile_seconds": 1.0, "env": "Hopper-v4"})
-    write_json_atomic(run_dir / "sweep.json", {"status": "done", "wall_seconds": 36.0})
+    sweep = {"status": "done", "wall_seconds": 36.0}
+    if hardware is not None:
+        sweep["hardware"] = list(hardware)
+    write_json_atomic(run_dir / "sweep.json", sweep)
 
 
 BUDGET = {"num_seeds": 3, "total_steps": 20, "eval_every": 10, "eval_episodes": 2}
@@ -104,7 +107,7 @@ def test_report_tables_plot_and_json_from_run_directories(tmp_path):
         fake_run(tmp_path, "td3_bc", d, [10.0 + i, 20.0 + i, 30.0 + i])
         if d != "ds-c":  # MISA on ds-c is missing
             fake_run(tmp_path, "misa", d, [50.0, 50.0, 80.0])
-    payload = results.write_report(tmp_path, ["td3_bc", "misa"], datasets, BUDGET, {"name": "test"}, n_resamples=200)
+    payload = results.write_report(tmp_path, ["td3_bc", "misa"], datasets, BUDGET, n_resamples=200)
 
     md = (tmp_path / "results.md").read_text()
     assert "| dataset | TD3+BC | MISA |" in md
@@ -124,13 +127,35 @@ def test_report_tables_plot_and_json_from_run_directories(tmp_path):
     assert curve["std"] == pytest.approx([np.std([25, 25, 40]), np.std([50, 50, 80])])
 
 
+def test_the_report_names_the_machine_each_run_trained_on(tmp_path):
+    fake_run(tmp_path, "td3_bc", "ds-a", [10.0, 20.0])
+    fake_run(tmp_path, "misa", "ds-a", [40.0, 60.0])
+    results.write_report(tmp_path, ["td3_bc", "misa"], ["ds-a"], BUDGET, n_resamples=100)
+    md = (tmp_path / "results.md").read_text()
+    assert "Hardware: Box (cpu, 2 CPUs)." in md and "| hardware |" not in md
+
+    # The runs trained on different machines (one resumed on a second; one from before sweep.json said):
+    # the header names none of them, the cost table names each algorithm's.
+    for algo, hardware in (("td3_bc", ["Box (cpu, 2 CPUs)", "Other (gpu, 16 CPUs)"]), ("misa", None)):
+        path = tmp_path / "runs" / results.run_name(algo, "ds-a") / "sweep.json"
+        record = json.loads(path.read_text())
+        record.pop("hardware")
+        write_json_atomic(path, record if hardware is None else {**record, "hardware": hardware})
+    payload = results.write_report(tmp_path, ["td3_bc", "misa"], ["ds-a"], BUDGET, n_resamples=100)
+    md = (tmp_path / "results.md").read_text()
+    assert "Hardware: per algorithm in the cost table" in md and "Box (cpu, 2 CPUs)." not in md
+    assert "| TD3+BC | 1 | 20 | 100.0 | 0.01 | Box (cpu, 2 CPUs); Other (gpu, 16 CPUs) |" in md
+    assert "| MISA | 1 | 20 | 100.0 | 0.01 | unknown |" in md
+    assert payload["hardware"] == ["Box (cpu, 2 CPUs)", "Other (gpu, 16 CPUs)", "unknown"]
+
+
 def test_an_unfinished_run_is_drawn_and_noted_but_never_scored(tmp_path):
     fake_run(tmp_path, "td3_bc", "ds-a", [10.0, 20.0, 30.0])
     fake_run(tmp_path, "misa", "ds-a", [40.0, 60.0, 80.0], steps=(10,))  # one interval of two, then stopped
     run_dir = tmp_path / "runs" / results.run_name("misa", "ds-a")
     for name in ("summary.json", "sweep.json"):
         (run_dir / name).unlink()
-    payload = results.write_report(tmp_path, ["td3_bc", "misa"], ["ds-a"], BUDGET, {"name": "test"}, n_resamples=100)
+    payload = results.write_report(tmp_path, ["td3_bc", "misa"], ["ds-a"], BUDGET, n_resamples=100)
 
     md = (tmp_path / "results.md").read_text()
     assert "| ds-a | 20.0 ± 8.2 | – |" in md  # MISA's 60 at step 10 of 20 is not a final score
@@ -142,7 +167,7 @@ def test_an_unfinished_run_is_drawn_and_noted_but_never_scored(tmp_path):
 
 def test_update_doc_fills_the_marked_block(tmp_path):
     fake_run(tmp_path / "out", "td3_bc", "ds-a", [1.0, 2.0])
-    results.write_report(tmp_path / "out", ["td3_bc"], ["ds-a"], BUDGET, {"name": "test"}, n_resamples=100)
+    results.write_report(tmp_path / "out", ["td3_bc"], ["ds-a"], BUDGET, n_resamples=100)
     doc = tmp_path / "RESULTS.md"
     doc.write_text(f"# Results\nbefore\n{results.MARKER_BEGIN}\nold table\n{results.MARKER_END}\nafter\n")
     results.update_doc(doc, tmp_path / "out")
@@ -199,13 +224,18 @@ def test_an_unfinished_run_continues_from_its_checkpoint(tmp_path, hopper_random
     run_dir = tmp_path / "runs" / "bc__hopper-random-tiny"
     finished = {name: (run_dir / name).read_text() for name in ("eval.csv", "metrics.csv")}
     rewind(run_dir, to_step=20, last_step=30)  # a sweep stopped after its second interval
-    (run_dir / "earlier_wall.json").write_text('{"seconds": 1000.0}')  # what a signal-stopped attempt leaves
+    # What a signal-stopped attempt on another machine leaves:
+    (run_dir / "earlier_wall.json").write_text('{"seconds": 1000.0, "hardware": ["Elsewhere (gpu, 8 CPUs)"]}')
     capsys.readouterr()
 
     assert results.main(argv) == 0
     assert "resumed at step 20" in capsys.readouterr().out
     assert {name: (run_dir / name).read_text() for name in finished} == finished
-    assert json.loads((run_dir / "sweep.json").read_text())["wall_seconds"] > 1000.0  # both attempts counted
+    sweep = json.loads((run_dir / "sweep.json").read_text())
+    assert sweep["wall_seconds"] > 1000.0  # both attempts counted, and both machines
+    here = results.hardware_label(bench.device_info(None))
+    assert sweep["hardware"] == ["Elsewhere (gpu, 8 CPUs)", here]
+    assert "Hardware: per algorithm in the cost table" in (tmp_path / "results.md").read_text()
     assert history_events(run_dir).count("resume") == 1
 
 
