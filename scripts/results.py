@@ -266,7 +266,8 @@ def learning_curves(runs: dict, algos: list[str], datasets: list[str]) -> tuple[
             values = curve[key]
             with np.errstate(all="ignore"):
                 mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
-            label = ALGORITHMS[algo].label + (" (unfinished)" if runs[(algo, dataset)]["status"] == "unfinished" else "")
+            unfinished = runs[(algo, dataset)]["status"] == "unfinished"
+            label = ALGORITHMS[algo].label + (" (unfinished)" if unfinished else "")
             curves.setdefault(dataset_key(dataset), {})[label] = {
                 "step": curve["step"].tolist(), "mean": mean.tolist(), "std": std.tolist()}
     return curves, ylabel
