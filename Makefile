@@ -6,10 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install test demo bench results datasets mutants lint clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .  # common/, algorithms/, datagen/ importable from any entry file
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -16,7 +16,6 @@ Config reference: configs/cql_mujoco.py and configs/cql_antmaze.py (every field 
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import NamedTuple
 
@@ -26,12 +25,10 @@ import jax.numpy as jnp
 import optax
 from flax.training.train_state import TrainState
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from common import buffer, experiment  # noqa: E402
-from common.agent import Agent, hparams_from_config, make_pure_train  # noqa: E402
-from common.datasets import Dataset, Transitions  # noqa: E402
-from common.networks import (  # noqa: E402
+from common import buffer, experiment
+from common.agent import Agent, hparams_from_config, make_pure_train
+from common.datasets import Dataset, Transitions
+from common.networks import (
     ACTIVATIONS,
     CriticEnsemble,
     TanhGaussianPolicy,

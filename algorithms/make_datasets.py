@@ -26,7 +26,6 @@ import argparse
 import dataclasses
 import hashlib
 import json
-import os
 import shlex
 import sys
 import time
@@ -35,10 +34,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from algorithms import sac  # noqa: E402
-from common import datasets  # noqa: E402
+from algorithms import sac
+from common import datasets
 
 FORMAT_VERSION = 1
 LEVELS = ("random", "medium", "medium-replay", "expert", "medium-expert")

@@ -19,7 +19,6 @@ Config reference: configs/misa_mujoco.py (every field has a one-line comment the
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Callable, NamedTuple
 
@@ -31,12 +30,10 @@ import optax
 from flax.training.train_state import TrainState
 from jax.scipy.special import logsumexp
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from common import buffer, experiment  # noqa: E402
-from common.agent import Agent, hparams_from_config, make_pure_train  # noqa: E402
-from common.datasets import Dataset, Transitions  # noqa: E402
-from common.networks import (  # noqa: E402
+from common import buffer, experiment
+from common.agent import Agent, hparams_from_config, make_pure_train
+from common.datasets import Dataset, Transitions
+from common.networks import (
     CriticEnsemble,
     TanhGaussianPolicy,
     critic_from_state_half,

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -33,9 +32,7 @@ import numpy as np
 import optax
 from flax.training.train_state import TrainState
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from common.networks import CriticEnsemble, TanhGaussianPolicy, tanh_gaussian_sample  # noqa: E402
+from common.networks import CriticEnsemble, TanhGaussianPolicy, tanh_gaussian_sample
 
 GYM_NAMES = {"hopper": "Hopper", "halfcheetah": "HalfCheetah", "walker2d": "Walker2d", "ant": "Ant"}
 

@@ -9,7 +9,6 @@ Config reference: configs/td3_bc_mujoco.py (every field has a one-line comment t
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import NamedTuple
 
@@ -18,12 +17,10 @@ import jax.numpy as jnp
 import optax
 from flax.training.train_state import TrainState
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from common import buffer, experiment  # noqa: E402
-from common.agent import Agent, hparams_from_config, make_pure_train  # noqa: E402
-from common.datasets import Dataset, Transitions  # noqa: E402
-from common.networks import CriticEnsemble, DeterministicActor, first_critic  # noqa: E402
+from common import buffer, experiment
+from common.agent import Agent, hparams_from_config, make_pure_train
+from common.datasets import Dataset, Transitions
+from common.networks import CriticEnsemble, DeterministicActor, first_critic
 
 ALGORITHM = "td3_bc"
 # Hyperparameters a sweep may vary per vmapped run without recompiling.

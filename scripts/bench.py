@@ -28,7 +28,6 @@ import importlib
 import json
 import math
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -39,10 +38,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend import core as jcore
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common.datasets import Dataset, from_raw
+from common.hardware import device_info
 
-from common.datasets import Dataset, from_raw  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 # Reference points measured on the project's 2-core CPU (DESIGN.md §4): the authors' MISA code, ms per step
 # (used only when the authors' code is not timed in the same run).
@@ -289,21 +288,6 @@ def matmul_rate(m: int, k: int, min_seconds: float) -> dict:
 # ------------------------------------------------------------------------------------------------
 # Running and reporting
 # ------------------------------------------------------------------------------------------------
-
-
-def device_info(device_name: str | None) -> dict:
-    processor = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            processor = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), processor)
-    except OSError:
-        pass
-    device = jax.devices()[0]
-    return {"name": device_name or processor or device.device_kind, "device_kind": device.device_kind,
-            "platform": device.platform, "num_devices": jax.device_count(), "cpu_count": os.cpu_count(),
-            "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-            "processor": processor, "jax": jax.__version__, "python": platform.python_version(),
-            "xla_flags": os.environ.get("XLA_FLAGS", "")}
 
 
 def bench_algorithm(key: str, seeds: list[int], settings: Settings, dataset: Dataset, quick: bool) -> dict:

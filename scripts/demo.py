@@ -18,13 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from algorithms import misa
+from common import experiment
+from common.datasets import DatasetError, load_dataset
+from common.evaluation import make_env, normalized, setup_for_dataset
 
-from algorithms import misa  # noqa: E402
-from common import experiment  # noqa: E402
-from common.datasets import DatasetError, load_dataset  # noqa: E402
-from common.evaluation import make_env, normalized, setup_for_dataset  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 CONFIG = f"{ROOT}/configs/misa_mujoco.py:demo"
 

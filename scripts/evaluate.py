@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+# Read by the libraries at import and start-up, so set before they load (hence the imports below come after).
 os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering for --video (read when the first renderer starts)
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 

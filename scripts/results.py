@@ -34,15 +34,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import checkpoints, stats
+from common.checkpoints import CheckpointError
+from common.datasets import DatasetError, load_dataset, shipped_datasets
+from common.experiment import ConfigError, Interrupted
+from common.hardware import device_info
+from common.logger import read_eval, write_json_atomic
 
-from common import checkpoints, stats  # noqa: E402
-from common.checkpoints import CheckpointError  # noqa: E402
-from common.datasets import DatasetError, load_dataset, shipped_datasets  # noqa: E402
-from common.experiment import ConfigError, Interrupted  # noqa: E402
-from common.logger import read_eval, write_json_atomic  # noqa: E402
-from scripts.bench import device_info  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class Algorithm(NamedTuple):

@@ -6,7 +6,6 @@ import json
 import re
 
 import numpy as np
-from conftest import ROOT  # noqa: F401  (puts the project on sys.path)
 
 from common.datasets import dataset_family, load_dataset, normalized_score
 from configs import misa_mujoco

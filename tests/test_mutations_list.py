@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import re
-import sys
 
 from conftest import ROOT
 
-sys.path.insert(0, str(ROOT / "scripts"))
-import mutants  # noqa: E402
+from scripts import mutants
 
 
 def test_every_mutation_applies_once_and_names_existing_tests():

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from common.hardware import device_info
 from common.logger import RunLogger, write_json_atomic
 from scripts import bench, results
 
@@ -233,7 +234,7 @@ def test_an_unfinished_run_continues_from_its_checkpoint(tmp_path, hopper_random
     assert {name: (run_dir / name).read_text() for name in finished} == finished
     sweep = json.loads((run_dir / "sweep.json").read_text())
     assert sweep["wall_seconds"] > 1000.0  # both attempts counted, and both machines
-    here = results.hardware_label(bench.device_info(None))
+    here = results.hardware_label(device_info(None))
     assert sweep["hardware"] == ["Elsewhere (gpu, 8 CPUs)", here]
     assert "Hardware: per algorithm in the cost table" in (tmp_path / "results.md").read_text()
     assert history_events(run_dir).count("resume") == 1

@@ -17,9 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from generate import import_authors  # noqa: E402
+from generate import import_authors  # this folder is on sys.path when the script runs
 
 OBS_DIM, ACT_DIM, TRANSITIONS, BATCH = 11, 3, 100_000, 256
 WARMUP_STEPS = 4
