@@ -31,7 +31,7 @@ from flax.training.train_state import TrainState
 from jax.scipy.special import logsumexp
 
 from common import buffer, experiment
-from common.agent import Agent, hparams_from_config, make_pure_train
+from common.agent import Agent, Method, hparams_from_config
 from common.datasets import Dataset, Transitions
 from common.networks import (
     CriticEnsemble,
@@ -496,10 +496,6 @@ def make_agent(config, dataset: Dataset) -> Agent:
     return Agent(init, update, lambda state: state.policy.params, act, hparams_from_config(config, SWEEPABLE))
 
 
-def make_train(config, dataset: Dataset):
-    """train(rng) -> (final state, per-interval mean metrics): the whole run as one pure function."""
-    agent = make_agent(config, dataset)
-    return make_pure_train(agent, prepare_data(dataset, config), config.total_steps, config.eval_every)
 
 
 def validate_config(config):
@@ -528,15 +524,15 @@ def validate_config(config):
 
 
 # ------------------------------------------------------------------------------------------------
-# main
+# Entry points: `make_train` (one pure function of the whole run) and the command line
 # ------------------------------------------------------------------------------------------------
 
+METHOD = Method(ALGORITHM, make_agent, prepare_data, validate_config, default_config="configs/misa_mujoco.py")
+make_train = METHOD.make_train
 
-def main(argv=None):
-    return experiment.main(
-        ALGORITHM, make_agent, prepare_data, argv, default_config="configs/misa_mujoco.py",
-        validate_config=validate_config,
-    )
+
+def main(argv=None) -> int:
+    return experiment.main(METHOD, argv)
 
 
 if __name__ == "__main__":

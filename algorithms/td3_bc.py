@@ -18,7 +18,7 @@ import optax
 from flax.training.train_state import TrainState
 
 from common import buffer, experiment
-from common.agent import Agent, hparams_from_config, make_pure_train
+from common.agent import Agent, Method, hparams_from_config
 from common.datasets import Dataset, Transitions
 from common.networks import CriticEnsemble, DeterministicActor, first_critic
 
@@ -67,7 +67,7 @@ def actor_td3_bc_loss(q1_policy, policy_actions, data_actions, alpha, bc_only=Fa
 
 
 # ------------------------------------------------------------------------------------------------
-# make_train
+# The agent: its data, networks and update
 # ------------------------------------------------------------------------------------------------
 
 
@@ -168,12 +168,6 @@ def make_agent(config, dataset: Dataset) -> Agent:
     return Agent(init, update, lambda state: state.actor.params, act, hparams_from_config(config, SWEEPABLE))
 
 
-def make_train(config, dataset: Dataset):
-    """train(rng) -> (final state, per-interval mean metrics): the whole run as one pure function."""
-    if config.eval_every % config.policy_freq:
-        raise ValueError("eval_every must be a multiple of policy_freq")
-    agent = make_agent(config, dataset)
-    return make_pure_train(agent, prepare_data(dataset, config), config.total_steps, config.eval_every)
 
 
 def validate_config(config):
@@ -184,15 +178,15 @@ def validate_config(config):
 
 
 # ------------------------------------------------------------------------------------------------
-# main
+# Entry points: `make_train` (one pure function of the whole run) and the command line
 # ------------------------------------------------------------------------------------------------
 
+METHOD = Method(ALGORITHM, make_agent, prepare_data, validate_config, default_config="configs/td3_bc_mujoco.py")
+make_train = METHOD.make_train
 
-def main(argv=None):
-    return experiment.main(
-        ALGORITHM, make_agent, prepare_data, argv, default_config="configs/td3_bc_mujoco.py",
-        validate_config=validate_config,
-    )
+
+def main(argv=None) -> int:
+    return experiment.main(METHOD, argv)
 
 
 if __name__ == "__main__":

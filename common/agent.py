@@ -6,8 +6,12 @@ of one run; the loop vmaps it over runs (seeds x hyperparameter values), so
     train = make_train(config, dataset)          # train(rng) -> (final state, metrics per interval)
     states, metrics = jax.jit(jax.vmap(train))(jax.random.split(rng, 8))
 
-trains eight seeds in one program. `common/experiment.py` drives the same functions one evaluation
-interval at a time, evaluating, logging and checkpointing between intervals.
+trains eight seeds in one program. The host (`common/experiment/`) drives the same functions one
+evaluation interval at a time, evaluating, logging and checkpointing between intervals.
+
+A method file ends with its `Method`: the name its checkpoints carry, its `make_agent`, its
+`prepare_data`, its config checks and its default config. `Method.make_train` is the pure run above;
+`common.experiment.main(method)` is its command line.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from common.datasets import Transitions
+from common.datasets import Dataset, Transitions
 
 
 class Agent(NamedTuple):
@@ -39,6 +43,28 @@ class Agent(NamedTuple):
     policy_params: Callable[[Any], Any]
     act: Callable[[Any, jax.Array], jax.Array]
     hparams: dict
+
+
+class Method(NamedTuple):
+    """One algorithm file's entry points, as the host, the tools and `load_run` use them.
+
+    make_agent(config, dataset) -> Agent;
+    prepare_data(dataset, config) -> the device-resident Transitions the updates sample from;
+    validate_config(config) raises a one-line ConfigError (common/experiment/errors.py) on a config it cannot run;
+    default_config: the config file (relative to the repository root) its command line starts from.
+    """
+
+    name: str
+    make_agent: Callable[[Any, Dataset], Agent]
+    prepare_data: Callable[[Dataset, Any], Transitions]
+    validate_config: Callable[[Any], None]
+    default_config: str
+
+    def make_train(self, config, dataset: Dataset):
+        """train(rng) -> (final state, per-interval mean metrics): the whole run as one pure function."""
+        self.validate_config(config)
+        agent = self.make_agent(config, dataset)
+        return make_pure_train(agent, self.prepare_data(dataset, config), config.total_steps, config.eval_every)
 
 
 def hparams_from_config(config, names) -> dict:

@@ -27,6 +27,7 @@ import numpy as np
 from common import checkpoints
 from common.datasets import Dataset, load_dataset
 from common.evaluation import Evaluator, check_env_matches, make_env, setup_for_dataset
+from common.experiment.members import member_label
 
 # Frames per second a video is written at, at most (faster envs keep every k-th frame: still real time).
 VIDEO_MAX_FPS = 30
@@ -244,11 +245,6 @@ def _any_batch(act):
         return act(params, obs[None])[0] if obs.ndim == 1 else act(params, obs)
 
     return act_any
-
-
-def member_label(member: dict) -> str:
-    """'seed 0' or 'seed 1, alpha 2.5'."""
-    return ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in member.items())
 
 
 # ------------------------------------------------------------------------------------------------

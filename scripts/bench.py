@@ -4,7 +4,7 @@
                             [--out runs/bench.json] [--authors-python PY --authors-src DIR]
 
 For each algorithm, on a synthetic dataset of Hopper's size (100k transitions, obs 11, act 3):
-  * compile seconds and training steps/s of the same program common/experiment.py runs:
+  * compile seconds and training steps/s of the same program the host (common/experiment/) runs:
     jax.jit(jax.vmap(agent.update, in_axes=(0, None, None)), static_argnums=2, donate_argnums=0), one
     call = a K-step lax.scan of every seed; timed over several calls after a warm-up call;
   * FLOPs per gradient step (one seed) from XLA's cost analysis of that compiled program. XLA's CPU cost
@@ -243,7 +243,7 @@ def timed_calls(call, min_seconds: float, min_calls: int) -> list[float]:
 
 
 def bench_seeds(agent, data, config, num_seeds: int, scan_steps: int, settings: Settings, count_flops: bool):
-    """Compile and time the vmapped K-step update of `num_seeds` seeds, exactly as common/experiment.py runs it."""
+    """Compile and time the vmapped K-step update of `num_seeds` seeds, exactly as the host runs it."""
     keys = jnp.stack([jax.random.PRNGKey(config.seed + i) for i in range(num_seeds)])
     hparams = jax.tree.map(lambda v: jnp.full((num_seeds,), v), agent.hparams)
     state = jax.jit(jax.vmap(agent.init))(keys, hparams)
@@ -417,9 +417,10 @@ def format_table(report: dict) -> str:
 
 def grid_worker(quick: bool) -> int:
     """(Run in a subprocess with a forced device count.) Times an 8-member TD3+BC grid sharded over all devices
-    exactly as common/experiment.py lays it out, and prints one JSON line."""
+    exactly as the host (common/experiment/) lays it out, and prints one JSON line."""
     from algorithms import td3_bc
-    from common import experiment
+    from common.experiment.members import build_members
+    from common.experiment.placement import member_sharding, put_global
     from configs import td3_bc_mujoco
 
     settings = QUICK if quick else FULL
@@ -429,13 +430,13 @@ def grid_worker(quick: bool) -> int:
         config.hidden_dims = (32, 32)
     dataset = synthetic_dataset(settings.transitions, settings.obs_dim, settings.act_dim)
     agent = td3_bc.make_agent(config, dataset)
-    members, hparams = experiment.build_members(config, agent.hparams)
-    sharding, replicated, padded = experiment.member_sharding(len(members))
+    members, hparams = build_members(config, agent.hparams)
+    sharding, replicated, padded = member_sharding(len(members))
     data = td3_bc.prepare_data(dataset, config)
     keys = jnp.stack([jax.random.PRNGKey(m["seed"]) for m in members])
     if sharding is not None:
-        data = experiment.put_global(data, replicated)
-        keys, hparams = experiment.put_global((keys, hparams), sharding)
+        data = put_global(data, replicated)
+        keys, hparams = put_global((keys, hparams), sharding)
     state = jax.jit(jax.vmap(agent.init), out_shardings=sharding)(keys, hparams)
     shardings = {} if sharding is None else {"in_shardings": (sharding, replicated), "out_shardings": sharding}
     scan_steps = 20 if quick else 200

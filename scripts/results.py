@@ -148,8 +148,7 @@ def train_one(algo: str, dataset_name: str, dataset, args, sets, fresh: bool = F
         return earlier.get("seconds", 0.0) + time.perf_counter() - t0
 
     try:
-        summary = experiment.run(module.ALGORITHM, module.make_agent, module.prepare_data, config,
-                                 getattr(module, "validate_config", None), dataset=dataset)
+        summary = experiment.run(module.METHOD, config, dataset=dataset)
     except experiment.Interrupted as e:  # the detail's how-to-continue is the run's own; here: this command
         if run_dir.is_dir():
             write_json_atomic(run_dir / EARLIER_WALL, {"seconds": wall(), "hardware": machines})

@@ -15,6 +15,7 @@ from conftest import ROOT
 
 from algorithms import cql
 from common import datasets, experiment
+from common.experiment import configuration
 from configs import cql_antmaze, cql_mujoco
 
 OBS_DIM, ACT_DIM = 5, 3
@@ -239,7 +240,7 @@ def test_every_config_variant_loads(module, default):
     for variant in module.VARIANTS:
         config = module.get_config(variant)
         assert config.dataset == variant
-        experiment.validate_shared(config)
+        configuration.validate_shared(config)
         cql.validate_config(config)
     path = f"{ROOT}/configs/{module.__name__.split('.')[-1]}.py:{module.VARIANTS[-1]}"
     parsed = experiment.parse_config(["cql", f"--config={path}"], "configs/cql_mujoco.py")

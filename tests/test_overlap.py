@@ -50,9 +50,9 @@ def test_auto_overlaps_only_when_evaluation_has_a_device_of_its_own():
 
     import jax
 
-    from common import experiment
+    from common.experiment import placement
 
     config = types.SimpleNamespace(overlap_evaluation="auto")
-    assert experiment.overlaps_evaluation(config) == (jax.default_backend() != "cpu")
-    assert experiment.overlaps_evaluation(types.SimpleNamespace(overlap_evaluation="on"))
-    assert not experiment.overlaps_evaluation(types.SimpleNamespace(overlap_evaluation="off"))
+    assert placement.overlaps_evaluation(config) == (jax.default_backend() != "cpu")
+    assert placement.overlaps_evaluation(types.SimpleNamespace(overlap_evaluation="on"))
+    assert not placement.overlaps_evaluation(types.SimpleNamespace(overlap_evaluation="off"))

@@ -35,8 +35,7 @@ def run(log_dir, resume=False):
     config.update(dict(dataset="tiny", total_steps=STEPS, eval_every=EVERY, checkpoint_every=EVERY, batch_size=32,
                        hidden_dims=(32, 32), eval_episodes=0, num_seeds=2, log_dir=str(log_dir), run_name="run",
                        progress=False, resume=resume))
-    return experiment.run("td3_bc", td3_bc.make_agent, td3_bc.prepare_data, config, td3_bc.validate_config,
-                          dataset=tiny_dataset())
+    return experiment.run(td3_bc.METHOD, config, dataset=tiny_dataset())
 
 
 def rewind_to_first_checkpoint(whole, copy):

@@ -162,7 +162,8 @@ def test_a_signal_inside_a_garbage_collector_callback_is_not_lost():
     import gc
     import os
 
-    from common.experiment import Interrupted, Preemption
+    from common.experiment import Interrupted
+    from common.experiment.preemption import Preemption
 
     def callback(phase, info):
         if phase == "start":

@@ -16,6 +16,7 @@ from conftest import ROOT
 
 from algorithms import td3_bc
 from common import datasets, experiment
+from common.experiment.members import build_members
 from configs import td3_bc_mujoco
 
 TINY = ["--config.total_steps=40", "--config.eval_every=20", "--config.batch_size=32",
@@ -81,15 +82,15 @@ def test_sweep_parsing_and_refusals():
     config.sweep.alpha = "1, 2.5,5"
     config.sweep.tau = "0.005,0.01"
     config.num_seeds = 2
-    members, hparams = experiment.build_members(config, {"alpha": 2.5, "tau": 0.005, "discount": 0.99})
+    members, hparams = build_members(config, {"alpha": 2.5, "tau": 0.005, "discount": 0.99})
     assert len(members) == 3 * 2 * 2
     assert members[0] == {"seed": 0, "alpha": 1.0, "tau": 0.005}
     np.testing.assert_allclose(hparams["discount"], np.full(12, 0.99))
     np.testing.assert_allclose(hparams["alpha"][:4], [1.0, 1.0, 1.0, 1.0])
     config.sweep.actor_lr = "1e-4,3e-4"
     with pytest.raises(experiment.ConfigError, match="sweep.actor_lr: this field changes the compiled program"):
-        experiment.build_members(config, {"alpha": 2.5, "tau": 0.005})
+        build_members(config, {"alpha": 2.5, "tau": 0.005})
     config.sweep.actor_lr = ""
     config.sweep.alpha = "1,x"
     with pytest.raises(experiment.ConfigError, match="comma-separated numbers"):
-        experiment.build_members(config, {"alpha": 2.5, "tau": 0.005})
+        build_members(config, {"alpha": 2.5, "tau": 0.005})

@@ -1,0 +1,72 @@
+"""`run`: one training job as its named steps,
+
+    prepare -> place -> restore -> compile -> open logs -> train (the loop) -> summarise.
+
+It owns the signal handling around them: an interrupt before training says nothing was lost; one during
+training stops after the interval under way, with a checkpoint of it.
+"""
+
+from __future__ import annotations
+
+import jax
+
+from common.agent import Method
+from common.datasets import Dataset
+from common.experiment.errors import Interrupted, WriteFailed
+from common.experiment.job import Job, prepare
+from common.experiment.loop import train
+from common.experiment.preemption import Preemption
+from common.experiment.program import compile_interval, place
+from common.experiment.progress import Progress, open_logs, restore
+from common.experiment.summary import summarise
+
+
+def run(method: Method, config, dataset: Dataset | None = None) -> dict:
+    """Trains the config's members with `method`; returns the summary dict (with its run directory).
+
+    Raises ConfigError / DatasetError / CheckpointError (bad input), Diverged, WriteFailed, or Interrupted
+    (SIGINT / SIGTERM; a checkpoint of the last completed interval is on disk when its detail says so).
+    """
+    with Preemption() as preemption, jax.default_matmul_precision(config.get("matmul_precision", "highest")):
+        try:
+            job = prepare(method, config, dataset)
+        except Interrupted as e:
+            e.detail = "stopped before the run started; nothing was written: rerun the same command"
+            raise
+        progress = None
+        try:
+            preemption.check()
+            program, state = place(job)
+            preemption.check()
+            progress = restore(job, program, state)
+            preemption.check()
+            compile_interval(job, program, progress.state)
+            preemption.check()
+            open_logs(job, program, progress)
+            with preemption.deferred():
+                try:
+                    train(job, program, progress, preemption)
+                finally:
+                    progress.close()
+                return summarise(job, program, progress)
+        except Interrupted as e:
+            if not e.detail:
+                e.detail = _where_interrupted(job, progress, second=preemption.signum is not None)
+            raise
+        except OSError as e:
+            where = e.filename or job.run_dir
+            continuation = progress.how_to_continue() if progress is not None else "rerun the same command"
+            raise WriteFailed(f"cannot write {where} ({e.strerror or e}); {continuation}") from None
+        finally:
+            job.close()
+
+
+def _where_interrupted(job: Job, progress: Progress | None, second: bool) -> str:
+    """The detail of an interrupt that did not wait for the end of an interval (before training, or a second
+    signal)."""
+    if not second and (progress is None or progress.step == progress.start_step):
+        if job.start == "checkpoint":
+            return "stopped before training resumed; the checkpoint is unchanged: continue with --config.resume=True"
+        return "stopped before the first training step; nothing to lose: rerun the same command"
+    return (f"stopped at once{' (second signal)' if second else ''}, after step {progress.step}; "
+            f"{progress.how_to_continue()}")
