@@ -1,6 +1,6 @@
-"""One file per method (td3_bc, cql, misa) plus the data makers (sac, make_datasets).
+"""The methods of this project, one file each: td3_bc, cql, misa (each ends with its `METHOD`, common/agent.py).
 
-`load_run(run_dir)` rebuilds a saved run of any method here (see common/runs.py for what it returns).
+`load_run(run_dir)` rebuilds a saved run of any of them (see common/runs.py for what it returns).
 """
 
 from __future__ import annotations
@@ -10,15 +10,17 @@ import importlib
 from common.runs import RunError
 from common.runs import load_run as _load_run
 
+METHODS = ("td3_bc", "cql", "misa")
+
 
 def make_agent_for(name: str):
-    """The `make_agent` of algorithms/<name>.py; RunError naming the missing file when there is none."""
-    try:
-        return importlib.import_module(f"algorithms.{name}").make_agent
-    except ImportError:
-        raise RunError(f"the checkpoint names algorithm '{name}', which has no file algorithms/{name}.py") from None
+    """The `make_agent` of algorithms/<name>.py; RunError when `name` is not one of this project's methods."""
+    if name not in METHODS:
+        raise RunError(f"the checkpoint names algorithm {name!r}, which is not a method of this project "
+                       f"({', '.join(METHODS)})")
+    return importlib.import_module(f"algorithms.{name}").METHOD.make_agent
 
 
 def load_run(run_dir, checkpoint: int | None = None, dataset=None):
-    """common.runs.load_run with this project's algorithm files; see there."""
+    """common.runs.load_run with this project's methods; see there."""
     return _load_run(run_dir, make_agent_for, checkpoint, dataset)

@@ -4,9 +4,9 @@ Runs (seeds x hyperparameter values) are the leading axis of the policy paramete
 `episodes` gymnasium envs. Env seeds depend only on (seed, evaluation round, episode), so a resumed
 run evaluates exactly as an uninterrupted one.
 
-What is evaluated, and how it is scored, is one `EvalSetup` per dataset (see common/domains.py):
-`setup_for_dataset` picks it (D4RL protocol for D4RL files, the dataset's own env spec and
-reference scores for Minari, the env id for generated data or `--config.env`), `make_env` builds it.
+What is evaluated, and how it is scored, is one `EvalSetup` per dataset: `common.domains.setup_for_dataset`
+picks it (D4RL protocol for D4RL files, the dataset's own env spec and reference scores for Minari, the env id
+for generated data or `--config.env`); `make_env` here builds it.
 """
 
 from __future__ import annotations
@@ -18,63 +18,8 @@ import jax
 import numpy as np
 
 from common import domains
-from common.datasets import REFERENCE_RETURNS, Dataset, DatasetError, dataset_family
 from common.domains import EvalSetup
-
-# ----------------------------------------------------------------------------------------------
-# Which setup
-# ----------------------------------------------------------------------------------------------
-
-
-def _locomotion_ref(env_id: str) -> tuple[float, float] | None:
-    family = dataset_family(env_id)
-    if domains.domain_of_env(env_id) == "locomotion" and family in REFERENCE_RETURNS:
-        return REFERENCE_RETURNS[family]
-    return None
-
-
-def setup_for_dataset(dataset: Dataset, env_override: str = "") -> EvalSetup | None:
-    """The evaluation setup of a loaded dataset, or None when nothing says which env evaluates it."""
-    meta, obs_dim = dataset.metadata, dataset.stats["obs_dim"]
-    if meta.get("minari_id"):
-        return _minari_setup(dataset, env_override)
-    name = meta.get("d4rl_name")
-    if name:
-        setup = domains.setup_for_d4rl(name, obs_dim)
-        if not env_override or env_override == setup.env_id:
-            return setup
-        same_task = domains.domain_of_env(env_override) == setup.domain == "locomotion" and \
-            dataset_family(env_override) == setup.task
-        ref = setup.ref if same_task else None
-        return domains.setup_for_env(env_override, "config.env", ref, setup.ref_source if ref else "none", obs_dim)
-    env_id = env_override or dataset.env_id
-    if not env_id:
-        return None
-    ref = _locomotion_ref(env_id)
-    source = "config.env" if env_override else "dataset metadata"
-    return domains.setup_for_env(env_id, source, ref, "d4rl reference returns of the env family" if ref else "none",
-                                 obs_dim)
-
-
-def _minari_setup(dataset: Dataset, env_override: str) -> EvalSetup:
-    """Minari: the dataset's eval_env_spec (else env_spec), its kwargs and horizon; its own refs or n/a."""
-    meta = dataset.metadata
-    low, high = meta.get("ref_min_score"), meta.get("ref_max_score")
-    ref = (float(low), float(high)) if low is not None and high is not None else None
-    ref_source = f"minari metadata ({meta['minari_id']})" if ref else "none (the dataset has no ref scores)"
-    score = "100 * (return - min) / (max - min)" if ref else "n/a (no reference returns)"
-    adapter = "flatten_dict" if meta.get("observation_keys") else "identity"
-    if env_override and env_override != meta.get("env_spec_id"):  # the dataset's refs belong to its own env
-        setup = domains.setup_for_env(env_override, "config.env", None, "none (env set by config.env)")
-        return setup._replace(adapter=adapter)
-    spec_source = meta.get("env_spec_source") or ""
-    if not spec_source:
-        raise DatasetError(f"minari:{meta['minari_id']}: the dataset has no env spec; set --config.env")
-    env_id = meta["env_spec_id"]
-    return EvalSetup(domains.domain_of_env(env_id), dataset_family(env_id), env_id, meta.get("env_spec_kwargs", {}),
-                     meta.get("env_spec_max_episode_steps"), adapter, ref, ref_source, score,
-                     minari_id=meta["minari_id"], env_spec_source=spec_source)
-
+from common.errors import DatasetError
 
 # ----------------------------------------------------------------------------------------------
 # Building the env
@@ -124,8 +69,8 @@ def make_env(setup: EvalSetup | str, **render) -> gym.Env:
     `render` (e.g. render_mode="rgb_array", width, height) goes to the env's constructor."""
     from common import d4rl_envs
 
-    setup = domains.setup_for_env(setup, "config.env", _locomotion_ref(setup), "") if isinstance(setup, str) \
-        else setup
+    if isinstance(setup, str):
+        setup = domains.setup_for_env(setup, "config.env", domains.locomotion_reference(setup), "")
     if setup.reward_fix == "d4rl_adroit_sign":
         import gymnasium_robotics
 
@@ -162,13 +107,19 @@ def check_env_matches(env: gym.Env, env_id: str, obs_dim: int, act_dim: int) -> 
         raise DatasetError(f"action size {act_dim} of the dataset differs from env '{env_id}' ({env_act})")
 
 
-def normalized(setup: EvalSetup, returns) -> np.ndarray:
-    """100 * (R - min) / (max - min) with the setup's reference returns; NaN ("n/a") without them."""
-    returns = np.asarray(returns, np.float64)
-    if setup.ref is None:
-        return np.full_like(returns, np.nan)
-    low, high = setup.ref
-    return 100.0 * (returns - low) / (high - low)
+def episode_seed(seed: int, round_index: int, episode: int) -> int:
+    """The env seed of one evaluation episode: a function of (seed, evaluation round, episode) only, so that a
+    resumed run, a reloaded run and a film evaluate the same episodes."""
+    return int(seed * 1_000_003 + round_index * 10_007 + episode)
+
+
+def to_env_action(actions, low, high) -> np.ndarray:
+    """Policy actions in [-1, 1] -> the env's box: low + (clip(a, -1, 1) + 1) (high - low) / 2 (only clipped when
+    the box is [-1, 1] already)."""
+    actions = np.clip(actions, -1.0, 1.0)
+    if np.allclose(low, -1.0) and np.allclose(high, 1.0):
+        return actions
+    return low + (actions + 1.0) * 0.5 * (high - low)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -182,7 +133,7 @@ class Evaluator:
     def __init__(self, setup: EvalSetup | str, act_fn, num_runs: int, episodes: int, obs_dim: int, act_dim: int,
                  seed: int):
         if isinstance(setup, str):
-            setup = domains.setup_for_env(setup, "config.env", _locomotion_ref(setup), "", obs_dim)
+            setup = domains.setup_for_env(setup, "config.env", domains.locomotion_reference(setup), "", obs_dim)
         self.setup, self.env_id = setup, setup.env_id
         self.num_runs, self.episodes, self.seed = num_runs, episodes, seed
         self.envs = [make_env(setup)]
@@ -190,23 +141,20 @@ class Evaluator:
         self.envs += [make_env(setup) for _ in range(num_runs * episodes - 1)]
         space = self.envs[0].action_space
         self.low, self.high = space.low.astype(np.float64), space.high.astype(np.float64)
-        self.rescale = not (np.allclose(self.low, -1.0) and np.allclose(self.high, 1.0))
         # Defined once: params (runs, ...), obs (runs, episodes, obs_dim) -> actions (runs, episodes, act_dim).
         self._act = jax.jit(jax.vmap(act_fn))
 
     def __call__(self, policy_params, round_index: int) -> np.ndarray:
         n = len(self.envs)
         obs = np.stack([
-            np.asarray(env.reset(seed=int(self.seed * 1_000_003 + round_index * 10_007 + i))[0], np.float32)
+            np.asarray(env.reset(seed=episode_seed(self.seed, round_index, i))[0], np.float32)
             for i, env in enumerate(self.envs)
         ])
         returns = np.zeros(n)
         alive = np.ones(n, bool)
         while alive.any():
             actions = np.asarray(self._act(policy_params, obs.reshape(self.num_runs, self.episodes, -1)))
-            actions = actions.reshape(n, -1).astype(np.float64)
-            if self.rescale:
-                actions = self.low + (np.clip(actions, -1, 1) + 1.0) * 0.5 * (self.high - self.low)
+            actions = to_env_action(actions.reshape(n, -1).astype(np.float64), self.low, self.high)
             for i in np.flatnonzero(alive):
                 next_obs, reward, terminated, truncated, _ = self.envs[i].step(actions[i])
                 returns[i] += reward
@@ -215,7 +163,7 @@ class Evaluator:
         return returns.reshape(self.num_runs, self.episodes)
 
     def normalized(self, returns):
-        return normalized(self.setup, returns)
+        return self.setup.normalized(returns)
 
     def close(self):
         for env in self.envs:

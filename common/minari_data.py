@@ -1,6 +1,6 @@
 """Minari datasets from the local Minari root, flattened into the project's transition arrays.
 
-`load("D4RL/hopper/medium-v0")` reads `$MINARI_DATASETS_PATH/<id>` (default `~/.minari/datasets/<id>`);
+`read("D4RL/hopper/medium-v0")` reads `$MINARI_DATASETS_PATH/<id>` (default `~/.minari/datasets/<id>`);
 it never downloads. Minari stores each episode with T steps and T + 1 observations (the last is the
 observation the episode ended in), so the Q-learning view is built per episode:
 
@@ -19,10 +19,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from common.datasets import Dataset, DatasetError, Transitions, validate_raw
+from common.errors import DatasetError
+
+
+class MinariRows(NamedTuple):
+    """A Minari dataset flattened: D4RL-layout rows, each row's real next observation, and what the loader keeps."""
+
+    raw: dict  # observations, actions, rewards, terminals, timeouts (the D4RL layout, one row per step)
+    next_observations: np.ndarray  # (N, obs_dim): obs[t + 1] of each step's own episode
+    episode_returns: np.ndarray  # undiscounted return of every episode
+    metadata: dict  # minari_id, observation keys, the evaluation env spec and reference scores
+    path: Path  # where the dataset lies
 
 
 def minari_root() -> Path:
@@ -69,8 +80,9 @@ def _plain_kwargs(kwargs: dict) -> dict:
     return json.loads(json.dumps(dict(kwargs or {}), default=str))
 
 
-def load(dataset_id: str, env_id: str | None = None) -> Dataset:
-    """Loads a local Minari dataset as a Dataset (Q-learning view + episode returns); DatasetError if absent."""
+def read(dataset_id: str) -> MinariRows:
+    """Reads a local Minari dataset's episodes as rows (common/datasets.py validates them and builds the Dataset);
+    DatasetError if it is absent or unreadable."""
     source = f"minari:{dataset_id}"
     if not dataset_id:
         raise DatasetError("minari: no dataset id given (use minari:<namespace>/<name>-v<N>)")
@@ -119,17 +131,6 @@ def load(dataset_id: str, env_id: str | None = None) -> Dataset:
         "terminals": np.concatenate(terminals),
         "timeouts": np.concatenate(timeouts),
     }
-    validate_raw(raw, source)
-    next_observations = np.concatenate(next_obs)
-    if not np.isfinite(next_observations).all():
-        raise DatasetError(f"{source}: non-finite value in the episodes' final observations")
-    transitions = Transitions(
-        observations=raw["observations"],
-        actions=raw["actions"],
-        rewards=raw["rewards"],
-        next_observations=next_observations,
-        dones=raw["terminals"].astype(np.float32),
-    )
     metadata = {
         "minari_id": dataset_id,
         "minari_version": getattr(data.spec, "minari_version", None) if hasattr(data, "spec") else None,
@@ -138,5 +139,4 @@ def load(dataset_id: str, env_id: str | None = None) -> Dataset:
         "timeouts": int(raw["timeouts"].sum()),
         **evaluation_metadata(data),
     }
-    env_id = env_id or metadata.get("env_spec_id")
-    return Dataset(source, env_id, transitions, np.asarray(returns, np.float64), str(path), metadata)
+    return MinariRows(raw, np.concatenate(next_obs), np.asarray(returns, np.float64), metadata, path)

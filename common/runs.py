@@ -26,7 +26,8 @@ import numpy as np
 
 from common import checkpoints
 from common.datasets import Dataset, load_dataset
-from common.evaluation import Evaluator, check_env_matches, make_env, setup_for_dataset
+from common.domains import setup_for_dataset
+from common.evaluation import Evaluator, check_env_matches, episode_seed, make_env, to_env_action
 from common.experiment.members import member_label
 
 # Frames per second a video is written at, at most (faster envs keep every k-th frame: still real time).
@@ -205,13 +206,12 @@ class Run:
             stride = max(1, round(fps / VIDEO_MAX_FPS))
             frames, returns = [], []
             for episode in range(episodes):
-                obs, _ = screen.reset(seed=int(seed * 1_000_003 + episode))
+                obs, _ = screen.reset(seed=episode_seed(seed, 0, episode))
                 total, t, done = 0.0, 0, False
                 while not done and (max_steps is None or t < max_steps):
                     if t % stride == 0:
                         frames.append(screen.render())
-                    action = np.asarray(policy(np.asarray(obs, np.float32)), np.float64)
-                    action = low + (np.clip(action, -1, 1) + 1.0) * 0.5 * (high - low)
+                    action = to_env_action(np.asarray(policy(np.asarray(obs, np.float32)), np.float64), low, high)
                     obs, reward, terminated, truncated, _ = screen.step(action)
                     total, t, done = total + float(reward), t + 1, terminated or truncated
                 returns.append(total)

@@ -21,7 +21,8 @@ import numpy as np
 from algorithms import misa
 from common import experiment
 from common.datasets import DatasetError, load_dataset
-from common.evaluation import make_env, normalized, setup_for_dataset
+from common.domains import setup_for_dataset
+from common.evaluation import make_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,10 +66,10 @@ def comparison_table(summary: dict, dataset, episodes: int, seed: int, env: str 
         (f"MISA after {summary['total_steps']} steps ({seeds} seed{'s' if seeds > 1 else ''}, final evaluation)",
          score_cell(summary["normalized_score_final"]), score_cell(summary["return_final"])),
         (f"the dataset's own episodes ({len(dataset.episode_returns)}, mean)",
-         score_cell(normalized(setup, [data_return])), f"{data_return:.1f}"),
-        ("the dataset's best episode", score_cell(normalized(setup, [best_return])), f"{best_return:.1f}"),
+         score_cell(setup.normalized([data_return])), f"{data_return:.1f}"),
+        ("the dataset's best episode", score_cell(setup.normalized([best_return])), f"{best_return:.1f}"),
         (f"uniform random actions ({len(random_returns)} episodes)",
-         score_cell(normalized(setup, [random_returns.mean()])), f"{random_returns.mean():.1f}"),
+         score_cell(setup.normalized([random_returns.mean()])), f"{random_returns.mean():.1f}"),
     ]
     lines = ["| policy | normalised score | return |", "|---|---:|---:|"]
     lines += [f"| {name} | {score} | {ret} |" for name, score, ret in rows]

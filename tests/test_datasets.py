@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import write_hdf5
 
-from common import datasets
+from common import datasets, domains
 from common.datasets import DatasetError
 
 
@@ -114,12 +114,13 @@ def test_d4rl_names_resolve_to_the_d4rl_cache(tmp_path, monkeypatch):
 
 
 def test_env_inference_and_reference_scores():
-    assert datasets.infer_env_id("halfcheetah-medium-expert-v2") == "HalfCheetah-v4"
-    assert datasets.infer_env_id("antmaze-umaze-diverse-v0") == "AntMazeD4RL_UMaze-v0"  # d4rl's eval env, not Ant
-    assert datasets.infer_env_id("ant-medium-v2") == "Ant-v4"
-    assert datasets.dataset_family("Walker2d-v4") == "walker2d"
-    np.testing.assert_allclose(datasets.normalized_score("hopper", [-20.272305, 3234.3]), [0.0, 100.0])
-    assert np.isnan(datasets.normalized_score(None, [1.0])).all()
+    assert domains.infer_env_id("halfcheetah-medium-expert-v2") == "HalfCheetah-v4"
+    assert domains.infer_env_id("antmaze-umaze-diverse-v0") == "AntMazeD4RL_UMaze-v0"  # d4rl's eval env, not Ant
+    assert domains.infer_env_id("ant-medium-v2") == "Ant-v4"
+    assert domains.dataset_family("Walker2d-v4") == "walker2d"
+    hopper = domains.REFERENCE_RETURNS["hopper"]
+    np.testing.assert_allclose(domains.normalized_score([-20.272305, 3234.3], hopper), [0.0, 100.0])
+    assert np.isnan(domains.normalized_score([1.0], None)).all()
 
 
 BAD_RAW = {

@@ -7,7 +7,8 @@ import re
 
 import numpy as np
 
-from common.datasets import dataset_family, load_dataset, normalized_score
+from common.datasets import load_dataset
+from common.domains import REFERENCE_RETURNS, dataset_family, normalized_score
 from configs import misa_mujoco
 from scripts import demo
 
@@ -36,7 +37,7 @@ def test_demo_prints_the_comparison_table(tmp_path, capsys):
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert float(policy[0]) == round(summary["normalized_score_final_mean"], 1)
     dataset = load_dataset(misa_mujoco.DEMO_DATASET)
-    expected = normalized_score(dataset_family(dataset.name), np.mean(dataset.episode_returns))
+    expected = normalized_score(np.mean(dataset.episode_returns), REFERENCE_RETURNS[dataset_family(dataset.name)])
     assert float(data[0]) == round(float(expected), 1) and float(data[1]) == round(np.mean(dataset.episode_returns), 1)
     assert float(best[1]) == round(float(np.max(dataset.episode_returns)), 1) and float(best[0]) >= float(data[0])
     assert abs(float(random[0])) < 5.0  # D4RL's score 0 is a random policy's return

@@ -65,12 +65,12 @@ def test_table_covers_every_dataset_the_papers_use_and_files_are_unique():
 def test_names_are_resolved_without_prefix_guessing():
     assert domains.d4rl_name_of("antmaze_umaze-v2.hdf5") == "antmaze-umaze-v2"  # the derived short name
     assert domains.d4rl_name_of("antmaze_medium_play-v2") == "antmaze-medium-play-v2"
-    assert datasets.infer_env_id("antmaze_umaze-v2.hdf5") == "AntMazeD4RL_UMaze-v0"
-    assert datasets.infer_env_id("Ant_maze_u-maze_noisy_multistart_False_multigoal_False_sparse.hdf5") == \
+    assert domains.infer_env_id("antmaze_umaze-v2.hdf5") == "AntMazeD4RL_UMaze-v0"
+    assert domains.infer_env_id("Ant_maze_u-maze_noisy_multistart_False_multigoal_False_sparse.hdf5") == \
         "AntMazeD4RL_UMaze-v0"
-    assert datasets.infer_env_id("ant-medium-v2") == "Ant-v4"
+    assert domains.infer_env_id("ant-medium-v2") == "Ant-v4"
     for name in ("ant-maze-thing.hdf5", "antmaze-umaze-v7", "hopper-medium-v4-small", "my_data.hdf5"):
-        assert domains.d4rl_name_of(name) is None and datasets.infer_env_id(name) is None
+        assert domains.d4rl_name_of(name) is None and domains.infer_env_id(name) is None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -220,7 +220,7 @@ def test_kitchen_builds_on_this_mujoco_with_d4rls_view_and_reward():
     u.data.qpos[22] = -0.75  # open the microwave: one task done, counted once
     rewards = [env.step(np.zeros(9))[1] for _ in range(3)]
     assert rewards[0] == 1.0 and rewards[1:] == [0.0, 0.0]
-    assert evaluation.normalized(setup, 4.0) == pytest.approx(100.0) and setup.horizon == 280
+    assert setup.normalized(4.0) == pytest.approx(100.0) and setup.horizon == 280
 
 
 # ----------------------------------------------------------------------------------------------
@@ -270,7 +270,7 @@ def zero_policy_returns(dataset, episodes=1, env=""):
     """Evaluates a policy that always acts 0 through the same setup and Evaluator a training run uses."""
     import jax.numpy as jnp
 
-    setup = evaluation.setup_for_dataset(dataset, env)
+    setup = domains.setup_for_dataset(dataset, env)
     act_dim = dataset.stats["act_dim"]
     evaluator = evaluation.Evaluator(setup, lambda p, obs: jnp.zeros(obs.shape[:-1] + (act_dim,)) * p, 1, episodes,
                                      dataset.stats["obs_dim"], act_dim, seed=0)
@@ -292,14 +292,14 @@ def test_ant_padding_only_for_ant_locomotion_data(d4rl_dir, tmp_path, monkeypatc
     raw = rollout(domains.setup_for_d4rl("ant-medium-v2"), 120, 60)  # 27 dims: no padding
     assert raw["observations"].shape[1] == 27
     path = write_d4rl(tmp_path, "ant-medium-v2", raw)
-    assert evaluation.setup_for_dataset(datasets.load_dataset(str(path))).adapter == "identity"
+    assert domains.setup_for_dataset(datasets.load_dataset(str(path))).adapter == "identity"
     monkeypatch.setenv("D4RL_DATASET_DIR", str(d4rl_dir))
     data = datasets.load_dataset("ant-medium-v2")  # d4rl's 111 dims: Ant-v4's 27 + zeros, D4RL's ant refs
     setup, returns = zero_policy_returns(data)
     assert (setup.env_id, setup.adapter, data.stats["obs_dim"]) == ("Ant-v4", "pad_ant_111", 111)
-    np.testing.assert_allclose(evaluation.normalized(setup, returns), 100 * (returns + 325.6) / (3879.7 + 325.6))
+    np.testing.assert_allclose(setup.normalized(returns), 100 * (returns + 325.6) / (3879.7 + 325.6))
     maze = datasets.load_dataset(str(d4rl_dir / domains.D4RL_DATASETS["antmaze-umaze-v2"]["file"]))
-    assert evaluation.setup_for_dataset(maze).adapter == "identity"
+    assert domains.setup_for_dataset(maze).adapter == "identity"
 
 
 def test_config_of_another_domain_is_refused_or_warned(d4rl_dir, tmp_path, monkeypatch, capsys):
@@ -325,7 +325,7 @@ def test_unknown_file_needs_config_env(d4rl_dir, tmp_path, capsys):
     assert "--config.env" in capsys.readouterr().err
     data = datasets.load_dataset(str(path))  # named by the user, the env is scored with no D4RL refs
     setup, returns = zero_policy_returns(data, env="AntMazeD4RL_UMaze-v0")
-    assert setup.ref is None and np.isnan(evaluation.normalized(setup, returns)).all()
+    assert setup.ref is None and np.isnan(setup.normalized(returns)).all()
 
 
 def test_missing_d4rl_file_names_both_file_names(tmp_path, monkeypatch):
@@ -379,7 +379,7 @@ def test_minari_dataset_is_evaluated_on_its_spec_with_its_refs(case, tmp_path, m
     assert ev["minari_id"] == f"test/{case}/tiny-v0" and ev["env_spec_source"] == ("eval_env_spec" if refs else
                                                                                   "env_spec")
     assert ev["horizon"] == horizon and all(ev["env_kwargs"][k] == v for k, v in kwargs.items())
-    scores = evaluation.normalized(setup, returns)
+    scores = setup.normalized(returns)
     if refs:
         assert (ev["ref_min_score"], ev["ref_max_score"]) == refs
         np.testing.assert_allclose(scores, 100 * (returns - refs[0]) / (refs[1] - refs[0]))

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # before any renderer starts
 
@@ -102,6 +103,8 @@ def test_evaluate_script_writes_a_new_file_and_touches_nothing_else(run_dir, cap
     ("no checkpoint", r"^error: .* has no complete checkpoint"),
     ("step", r"^error: .* has no checkpoint at step 150 \(checkpoints at steps: 100, 200\)$"),
     ("member", r"^error: member 5 does not exist"),
+    ("not a method", r"^error: the checkpoint names algorithm 'sac', which is not a method of this project "
+                     r"\(td3_bc, cql, misa\)$"),
 ])
 def test_bad_run_directory_one_line_exit_2(run_dir, tmp_path, capsys, case, pattern):
     target, extra = tmp_path / "nothing_here", []
@@ -114,6 +117,10 @@ def test_bad_run_directory_one_line_exit_2(run_dir, tmp_path, capsys, case, patt
         target, extra = run_dir, ["--checkpoint", "150"]
     elif case == "member":
         target, extra = run_dir, ["--member", "5"]
+    elif case == "not a method":  # a checkpoint written by another program (the dataset generator's SAC, say)
+        shutil.copytree(run_dir, target)
+        meta_path = target / "checkpoints" / f"step_{STEPS}" / "meta.json"
+        meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "algorithm": "sac"}))
     assert evaluate.main(["--run", str(target), *extra]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and re.match(pattern, err), err

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from algorithms import make_datasets
-from common import datasets
+from common import datasets, domains
 
 DATA = datasets.DATA_DIR
 REQUIRED = ("hopper-medium-v4", "hopper-medium-replay-v4")
@@ -16,7 +16,7 @@ SHIPPED = datasets.shipped_datasets()
 def test_the_required_datasets_ship_within_the_size_budget():
     for name in REQUIRED:
         assert name in SHIPPED, f"{name} missing from {DATA}"
-    other_tasks = {datasets.dataset_family(n) for n in SHIPPED if not n.endswith("random-v4")} - {"hopper"}
+    other_tasks = {domains.dataset_family(n) for n in SHIPPED if not n.endswith("random-v4")} - {"hopper"}
     assert other_tasks, "no medium/medium-replay dataset of another task ships"
     total = sum(p.stat().st_size for p in DATA.iterdir() if p.is_file())
     assert total <= 30 * 2**20, f"data/ holds {total / 2**20:.1f} MiB"
@@ -83,14 +83,14 @@ def _uniform_random_return(env_id: str, episodes: int = 3) -> float:
 @pytest.mark.parametrize("name", [n for n in SHIPPED if "-medium-v" in n])
 def test_medium_returns_are_clearly_above_random(name):
     meta = datasets.read_hdf5(DATA / f"{name}.hdf5")[1]
-    family = datasets.dataset_family(name)
+    family = domains.dataset_family(name)
     random_name = name.replace("-medium-", "-random-")
     if random_name in SHIPPED:
         random_return = datasets.read_hdf5(DATA / f"{random_name}.hdf5")[1]["episode_return_mean"]
     else:
         random_return = _uniform_random_return(meta["env_id"])
-    gap = datasets.normalized_score(family, meta["episode_return_mean"]) - datasets.normalized_score(
-        family, random_return)
+    ref = domains.REFERENCE_RETURNS[family]
+    gap = domains.normalized_score(meta["episode_return_mean"], ref) - domains.normalized_score(random_return, ref)
     assert gap > 20.0, f"{name}: medium {meta['episode_return_mean']:.0f} vs random {random_return:.0f}"
 
 

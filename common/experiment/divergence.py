@@ -1,5 +1,4 @@
-"""Divergence: every interval's metrics and parameters are checked; the first non-finite value stops the run.
-"""
+"""Divergence: every interval's metrics and parameters are checked; the first non-finite value stops the run."""
 
 from __future__ import annotations
 

@@ -15,8 +15,8 @@ import jax
 from common import checkpoints
 from common.agent import Method
 from common.datasets import Dataset, DatasetError, load_dataset
-from common.domains import check_config_domain
-from common.evaluation import Evaluator, setup_for_dataset
+from common.domains import check_config_domain, setup_for_dataset
+from common.evaluation import Evaluator
 from common.experiment.configuration import run_name, validate_shared
 from common.experiment.errors import ConfigError
 from common.experiment.members import build_members

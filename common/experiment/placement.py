@@ -1,5 +1,4 @@
-"""Where things run: members spread over the devices (and hosts), results brought back, the evaluation's device.
-"""
+"""Where things run: members spread over the devices (and hosts), results brought back, the evaluation's device."""
 
 from __future__ import annotations
 
@@ -11,7 +10,8 @@ from jax.sharding import PartitionSpec as P
 
 
 def member_sharding(num_members: int):
-    """(sharding of the member axis, padded member count): members spread evenly over all devices.
+    """(sharding of the member axis, replicated sharding, padded member count): members spread evenly over all
+    devices; both shardings are None on one device.
 
     With D devices, M members are padded to a multiple of D by repeating the last member; padded
     members train like the others but are never evaluated, logged or reported.

@@ -1,5 +1,4 @@
-"""The summary: summary.json and curves.png at the end of a run, and the lines the command line prints.
-"""
+"""The summary: summary.json and curves.png at the end of a run, and the lines the command line prints."""
 
 from __future__ import annotations
 
