@@ -1,4 +1,4 @@
-"""One file per method (td3_bc, cql, misa) plus the data makers (sac, make_datasets).
+"""One file per method (td3_bc, cql, misa).
 
 `load_run(run_dir)` rebuilds a saved run of any method here (see common/runs.py for what it returns).
 """

@@ -1,12 +1,12 @@
-"""The dataset generator (algorithms/make_datasets.py) and its SAC, on a tiny budget."""
+"""The dataset generator (datagen/make_datasets.py) and its SAC, on a tiny budget."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from algorithms import make_datasets, sac
 from common import datasets
+from datagen import make_datasets, sac
 
 # A few hundred SAC steps: 200 random-action steps, then 200 updates in one fused scan.
 TINY = ["--sac-steps", "400", "--learning-starts", "200", "--chunk-steps", "200", "--eval-every", "200",
