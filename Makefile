@@ -37,7 +37,7 @@ results: $(STAMP)
 # Regenerates the shipped datasets' recipe into runs/datasets/ (about an hour per env on this CPU; data/ is untouched)
 datasets: $(STAMP)
 	for env in hopper halfcheetah walker2d; do \
-	  $(PY) algorithms/make_datasets.py --env $$env --levels random,medium,medium-replay --seed 0 \
+	  $(PY) datagen/make_datasets.py --env $$env --levels random,medium,medium-replay --seed 0 \
 	    --out runs/datasets --max-transitions 100000 || exit 1; \
 	done
 

@@ -17,7 +17,7 @@ most one interval per run; a run that diverged is recorded in failed.json and sk
   results.json  everything above plus per-run wall time, steps/s, compile time, budget and hardware
 Each run's sweep.json names the machine(s) its attempts trained on; the report states the hardware per
 run, never the machine that happens to write the report.
-  runs/<algorithm>__<dataset>/   the runs themselves (common/experiment.py's layout)
+  runs/<algorithm>__<dataset>/   the runs themselves (the host's layout, common/experiment/)
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from algorithms import make_datasets
 from common import datasets, domains
+from datagen import make_datasets
 
 DATA = datasets.DATA_DIR
 REQUIRED = ("hopper-medium-v4", "hopper-medium-replay-v4")

@@ -9,7 +9,7 @@ step), pushed into a device-resident replay buffer, and then the same number of 
 one `lax.scan` with batches sampled inside. Evaluation rolls out the stochastic policy (as D4RL's
 behaviour data did) in a few environments stepped side by side with one batched policy call per step.
 
-Run:  python algorithms/sac.py --env hopper --total-steps 300000 --out runs/sac_hopper
+Run:  python datagen/sac.py --env hopper --total-steps 300000 --out runs/sac_hopper
 Environments are gymnasium MuJoCo v4 by default (D4RL's reference scores apply to v4); `--env-version v5`
 is offered but its returns are NOT comparable to D4RL's.
 """
@@ -21,6 +21,7 @@ import dataclasses
 import json
 import sys
 import time
+import typing
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -32,9 +33,11 @@ import numpy as np
 import optax
 from flax.training.train_state import TrainState
 
+from common.domains import LOCOMOTION_ENVS
+from common.evaluation import to_env_action
 from common.networks import CriticEnsemble, TanhGaussianPolicy, tanh_gaussian_sample
 
-GYM_NAMES = {"hopper": "Hopper", "halfcheetah": "HalfCheetah", "walker2d": "Walker2d", "ant": "Ant"}
+ENV_VERSIONS = ("v4", "v5")  # v4: D4RL-comparable returns
 
 
 # ------------------------------------------------------------------------------------------------
@@ -42,44 +45,34 @@ GYM_NAMES = {"hopper": "Hopper", "halfcheetah": "HalfCheetah", "walker2d": "Walk
 # ------------------------------------------------------------------------------------------------
 
 
+def _field(default, doc: str, **argparse_kwargs):
+    """A config field whose `doc` is also its command-line help (see `option`)."""
+    return dataclasses.field(default=default, metadata={"doc": doc, **argparse_kwargs})
+
+
 @dataclasses.dataclass(frozen=True)
 class SACConfig:
-    env: str = "hopper"
-    """Task family (hopper, halfcheetah, walker2d, ant) or a full gymnasium id such as 'Hopper-v4'."""
-    env_version: str = "v4"
-    """MuJoCo env version; v4 matches D4RL. v5 returns are NOT comparable to D4RL's reference scores."""
-    seed: int = 0
-    """Seeds the networks, the replay sampling, the policy noise and the environments."""
-    total_steps: int = 1_000_000
-    """Environment steps (and, after `learning_starts`, as many gradient updates)."""
-    learning_starts: int = 5_000
-    """Uniformly random actions for this many first steps; updates start afterwards."""
-    chunk_steps: int = 1_000
-    """Environment steps collected between two fused update scans (and updates per scan)."""
-    buffer_size: int = 1_000_000
-    """Replay capacity in transitions (oldest overwritten when full)."""
-    batch_size: int = 256
-    """Transitions per gradient step."""
-    hidden_dims: tuple = (256, 256)
-    """Hidden layer widths of the policy and of each critic (ReLU)."""
-    actor_lr: float = 3e-4
-    """Adam learning rate of the policy."""
-    critic_lr: float = 3e-4
-    """Adam learning rate of the twin critics."""
-    alpha_lr: float = 3e-4
-    """Adam learning rate of log(alpha)."""
-    discount: float = 0.99
-    """Discount factor gamma."""
-    tau: float = 5e-3
-    """Soft target update rate."""
-    init_alpha: float = 1.0
-    """Initial entropy temperature."""
-    eval_every: int = 5_000
-    """Environment steps between evaluations (a multiple of `chunk_steps`)."""
-    eval_episodes: int = 5
-    """Evaluation episodes (stochastic policy) per evaluation."""
-    stop_return: float | None = None
-    """Stop as soon as an evaluation's mean return reaches this value (None: run all steps)."""
+    """SAC's settings, declared once: each field's doc is also its --help (`option`; sac.py offers CLI_FIELDS)."""
+
+    env: str = _field("hopper", "hopper | halfcheetah | walker2d | ant, or a gymnasium id such as Hopper-v4")
+    env_version: str = _field("v4", "v4 matches D4RL; v5 returns are NOT comparable to D4RL's reference scores",
+                              choices=ENV_VERSIONS)
+    seed: int = _field(0, "seeds the networks, the replay sampling, the policy noise and the environments")
+    total_steps: int = _field(1_000_000, "environment steps (and, after learning_starts, as many gradient updates)")
+    learning_starts: int = _field(5_000, "uniformly random actions for this many first steps; updates start after")
+    chunk_steps: int = _field(1_000, "env steps collected between two fused update scans (and updates per scan)")
+    buffer_size: int = _field(1_000_000, "replay capacity in transitions (oldest overwritten when full)")
+    batch_size: int = _field(256, "transitions per gradient step")
+    hidden_dims: tuple = _field((256, 256), "hidden layer widths of the policy and of each critic (ReLU)")
+    actor_lr: float = _field(3e-4, "Adam learning rate of the policy")
+    critic_lr: float = _field(3e-4, "Adam learning rate of the twin critics")
+    alpha_lr: float = _field(3e-4, "Adam learning rate of log(alpha)")
+    discount: float = _field(0.99, "discount factor gamma")
+    tau: float = _field(5e-3, "soft target update rate")
+    init_alpha: float = _field(1.0, "initial entropy temperature")
+    eval_every: int = _field(5_000, "environment steps between evaluations (a multiple of chunk_steps)")
+    eval_episodes: int = _field(5, "evaluation episodes (stochastic policy) per evaluation")
+    stop_return: float | None = _field(None, "stop once an evaluation's mean return reaches this (None: never)")
 
     @property
     def env_id(self) -> str:
@@ -90,11 +83,11 @@ def env_id_of(env: str, version: str = "v4") -> str:
     """'hopper' -> 'Hopper-v4'; a full gymnasium id is returned unchanged."""
     if "-v" in env:
         return env
-    if env not in GYM_NAMES:
-        raise ValueError(f"unknown env '{env}': use one of {', '.join(GYM_NAMES)} or a gymnasium id")
-    if version not in ("v4", "v5"):
+    if env not in LOCOMOTION_ENVS:
+        raise ValueError(f"unknown env '{env}': use one of {', '.join(LOCOMOTION_ENVS)} or a gymnasium id")
+    if version not in ENV_VERSIONS:
         raise ValueError(f"unknown env version '{version}': use v4 (D4RL-comparable) or v5")
-    return f"{GYM_NAMES[env]}-{version}"
+    return LOCOMOTION_ENVS[env].removesuffix("-v4") + f"-{version}"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -259,10 +252,11 @@ def make_env(env_id: str):
         return gym.make(env_id)
 
 
-def to_env_action(env, action: np.ndarray) -> np.ndarray:
-    """Maps a policy action in [-1, 1] to the env's action box."""
-    low, high = env.action_space.low, env.action_space.high
-    return (low + (np.asarray(action, np.float64) + 1.0) * 0.5 * (high - low)).astype(np.float32)
+def env_action(env, action: np.ndarray) -> np.ndarray:
+    """A policy action in [-1, 1] in the env's action box (float32, as the env steps it)."""
+    space = env.action_space
+    return to_env_action(np.asarray(action, np.float64), space.low.astype(np.float64),
+                         space.high.astype(np.float64)).astype(np.float32)
 
 
 EPISODE_KEYS = ("observations", "actions", "rewards", "terminals", "timeouts", "next_observations")
@@ -293,7 +287,7 @@ def rollout_episodes(env_id: str, act: Callable, seed: int, num_envs: int = 10, 
         rng, key = jax.random.split(rng)
         actions = np.asarray(act(np.stack(obs).astype(np.float32), key))
         for i, env in enumerate(envs):
-            next_obs, reward, terminated, truncated, _ = env.step(to_env_action(env, actions[i]))
+            next_obs, reward, terminated, truncated, _ = env.step(env_action(env, actions[i]))
             ep = current[i]
             ep["observations"].append(obs[i])
             ep["actions"].append(actions[i])
@@ -405,7 +399,7 @@ def train(config: SACConfig, snapshot_dir: str | Path | None = None, log: Callab
                 else:
                     act_key, key = jax.random.split(act_key)
                     action = np.asarray(fns.sample_actions(state.actor.params, obs[None].astype(np.float32), key))[0]
-                next_obs, reward, terminated, truncated, _ = env.step(to_env_action(env, action))
+                next_obs, reward, terminated, truncated, _ = env.step(env_action(env, action))
                 row = (obs, action, reward, terminated, truncated and not terminated, next_obs)
                 for k, v in zip(EPISODE_KEYS, row):
                     chunk[k].append(v)
@@ -475,25 +469,28 @@ def load_policy(path: str | Path, obs_dim: int, act_dim: int, hidden_dims=(256, 
 # ------------------------------------------------------------------------------------------------
 
 
+# The config fields that are command-line options of this file (the others keep their defaults).
+CLI_FIELDS = ("env", "env_version", "seed", "total_steps", "learning_starts", "chunk_steps", "eval_every",
+              "eval_episodes", "stop_return")
+
+
+def option(name: str) -> dict:
+    """argparse keywords of SACConfig field `name`: its type, default, help and any other keywords it declares."""
+    field = {f.name: f for f in dataclasses.fields(SACConfig)}[name]
+    hint = typing.get_type_hints(SACConfig)[name]
+    value_type = next(t for t in typing.get_args(hint) or (hint,) if t is not type(None))
+    extra = {k: v for k, v in field.metadata.items() if k != "doc"}
+    return {"type": value_type, "default": field.default, "help": field.metadata["doc"], **extra}
+
+
 def parse_args(argv=None) -> tuple[SACConfig, argparse.Namespace]:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--env", default="hopper", help="hopper | halfcheetah | walker2d | ant | a gymnasium id")
-    p.add_argument("--env-version", default="v4", choices=["v4", "v5"],
-                   help="v4 matches D4RL; v5 is NOT comparable to D4RL reference scores")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--total-steps", type=int, default=1_000_000)
-    p.add_argument("--learning-starts", type=int, default=5_000)
-    p.add_argument("--chunk-steps", type=int, default=1_000)
-    p.add_argument("--eval-every", type=int, default=5_000)
-    p.add_argument("--eval-episodes", type=int, default=5)
-    p.add_argument("--stop-return", type=float, default=None, help="stop once an evaluation reaches this return")
+    for name in CLI_FIELDS:
+        p.add_argument("--" + name.replace("_", "-"), **option(name))
     p.add_argument("--out", default=None, help="directory for policy snapshots, evals.json and replay.npz")
     p.add_argument("--save-replay", action="store_true", help="also write the replay buffer (out/replay.npz)")
     args = p.parse_args(argv)
-    config = SACConfig(env=args.env, env_version=args.env_version, seed=args.seed, total_steps=args.total_steps,
-                       learning_starts=args.learning_starts, chunk_steps=args.chunk_steps,
-                       eval_every=args.eval_every, eval_episodes=args.eval_episodes, stop_return=args.stop_return)
-    return config, args
+    return SACConfig(**{name: getattr(args, name) for name in CLI_FIELDS}), args
 
 
 def main(argv=None) -> int:

@@ -11,10 +11,10 @@ Rollouts sample from the stochastic policy, as D4RL's did. Actions are stored in
 truncated (timeouts) at 1000 steps. Every level is capped at --max-transitions by keeping WHOLE episodes.
 
 Usage:
-  python algorithms/make_datasets.py --env hopper --levels random,medium,medium-replay --seed 0 \\
+  python datagen/make_datasets.py --env hopper --levels random,medium,medium-replay --seed 0 \\
       --out data/ --max-transitions 100000
-  # reuse a finished SAC run instead of training again (written by algorithms/sac.py --out DIR --save-replay):
-  python algorithms/make_datasets.py --env hopper --levels medium,medium-replay --sac-run runs/sac_hopper ...
+  # reuse a finished SAC run instead of training again (written by datagen/sac.py --out DIR --save-replay):
+  python datagen/make_datasets.py --env hopper --levels medium,medium-replay --sac-run runs/sac_hopper ...
 
 Files are named <env>-<level>-<version>.hdf5 (e.g. data/hopper-medium-v4.hdf5) and load with
 `common.datasets.load_dataset("hopper-medium-v4")` once they are under data/.
@@ -34,10 +34,11 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from algorithms import sac
-from common import datasets
+from common import datasets, domains
+from datagen import sac
 
 FORMAT_VERSION = 1
+GENERATOR = "datagen/make_datasets.py"  # recorded in every file's metadata
 LEVELS = ("random", "medium", "medium-replay", "expert", "medium-expert")
 # About one third of D4RL's expert returns (hopper ~3500, halfcheetah ~12000, walker2d ~4600).
 MEDIUM_RETURNS = {"hopper": 1100.0, "halfcheetah": 4000.0, "walker2d": 1500.0, "ant": 1300.0}
@@ -151,12 +152,12 @@ def update_checksums(directory: Path, paths) -> None:
 
 def metadata_for(arrays: dict, env_id: str, level: str, args, policy: dict, command: str) -> dict:
     returns = datasets.episode_returns(arrays, MAX_EPISODE_STEPS)
-    family = datasets.dataset_family(env_id)
+    family = domains.dataset_family(env_id)
     return {
         "env_id": env_id,
         "level": level,
         "format_version": FORMAT_VERSION,
-        "generator": "algorithms/make_datasets.py",
+        "generator": GENERATOR,
         "generator_seed": args.seed,
         "creation_command": command,
         "max_episode_steps": MAX_EPISODE_STEPS,
@@ -166,7 +167,7 @@ def metadata_for(arrays: dict, env_id: str, level: str, args, policy: dict, comm
         "terminals": int(arrays["terminals"].sum()),
         "episode_return_mean": float(returns.mean()),
         "episode_return_std": float(returns.std()),
-        "normalized_score_mean": float(datasets.normalized_score(family, returns.mean())),
+        "normalized_score_mean": float(domains.normalized_score(returns.mean(), domains.REFERENCE_RETURNS.get(family))),
         **policy,
     }
 
@@ -181,13 +182,13 @@ def generate(args, log=print) -> dict[str, Path]:
         env_id = sac.env_id_of(args.env, args.env_version)
     except ValueError as e:
         raise GenerationError(str(e)) from None
-    family = args.env if "-v" not in args.env else datasets.dataset_family(args.env)
+    family = args.env if "-v" not in args.env else domains.dataset_family(args.env)
     version = env_id.rsplit("-", 1)[1]
     medium_return = args.medium_return if args.medium_return is not None else MEDIUM_RETURNS.get(family)
     if medium_return is None and any(lv.startswith("medium") for lv in levels):
         raise GenerationError(f"no default medium return for '{args.env}': pass --medium-return")
     out = Path(args.out)
-    command = args.command or shlex.join(["python", "algorithms/make_datasets.py", *sys.argv[1:]])
+    command = args.command or shlex.join(["python", GENERATOR, *sys.argv[1:]])
     sac_config = sac.SACConfig(
         env=args.env, env_version=args.env_version, seed=args.seed, total_steps=args.sac_steps,
         learning_starts=args.learning_starts, chunk_steps=args.chunk_steps, eval_every=args.eval_every,
@@ -231,7 +232,7 @@ def generate(args, log=print) -> dict[str, Path]:
         run_dir = Path(args.sac_run)
         replay_path = run_dir / "replay.npz"
         if not replay_path.is_file() and "medium-replay" in levels:
-            raise GenerationError(f"{replay_path} not found (run algorithms/sac.py with --out and --save-replay)")
+            raise GenerationError(f"{replay_path} not found (run datagen/sac.py with --out and --save-replay)")
         replay = dict(np.load(replay_path)) if replay_path.is_file() else None
         snapshots = snapshots_of(run_dir)
         sac_source = {"sac_run": str(run_dir)}
@@ -316,19 +317,18 @@ def parse_args(argv=None):
                                 epilog="Levels: " + ", ".join(LEVELS))
     p.add_argument("--env", help="hopper | halfcheetah | walker2d | ant (or a gymnasium id)")
     p.add_argument("--levels", default="random,medium,medium-replay", help="comma-separated levels")
-    p.add_argument("--seed", type=int, default=0, help="seeds SAC, the rollouts and the replay subsampling")
+    p.add_argument("--seed", type=int, default=sac.SACConfig.seed,
+                   help="seeds SAC, the rollouts and the replay subsampling")
     p.add_argument("--out", default="data", help="output directory of the .hdf5 files")
     p.add_argument("--max-transitions", type=int, default=1_000_000, help="cap per dataset, by whole episodes")
-    p.add_argument("--env-version", default="v4", choices=["v4", "v5"],
-                   help="v4 matches D4RL; v5 datasets are NOT comparable to D4RL reference scores")
+    p.add_argument("--env-version", **sac.option("env_version"))
     p.add_argument("--medium-return", type=float, default=None,
                    help="evaluation return at which the medium policy is taken (default: a third of expert)")
-    p.add_argument("--sac-steps", type=int, default=1_000_000, help="most SAC environment steps")
-    p.add_argument("--learning-starts", type=int, default=5_000, help="SAC random-action steps before updates")
-    p.add_argument("--chunk-steps", type=int, default=1_000, help="SAC env steps per fused update scan")
-    p.add_argument("--eval-every", type=int, default=5_000, help="SAC steps between evaluations/snapshots")
-    p.add_argument("--eval-episodes", type=int, default=5, help="episodes per SAC evaluation")
-    p.add_argument("--sac-run", default=None, help="reuse this finished algorithms/sac.py run directory")
+    run = p.add_argument_group("SAC run", "options of datagen/sac.py, with its defaults")
+    run.add_argument("--sac-steps", **sac.option("total_steps"))
+    for name in ("learning_starts", "chunk_steps", "eval_every", "eval_episodes"):
+        run.add_argument("--" + name.replace("_", "-"), **sac.option(name))
+    p.add_argument("--sac-run", default=None, help="reuse this finished datagen/sac.py run directory")
     p.add_argument("--work-dir", default=None,
                    help="where SAC snapshots go (default: runs/make_datasets/sac_<env>_<v>_s<seed>)")
     p.add_argument("--next-observations", action="store_true", help="also store next_observations")
