@@ -26,8 +26,9 @@ import optax
 from flax.training.train_state import TrainState
 
 from common import buffer, experiment
-from common.agent import Agent, Method, hparams_from_config
+from common.agent import Agent, Method, hparams_from_config, scalar_train_state, scan_update
 from common.datasets import Dataset, Transitions
+from common.losses import alpha_prime_value, critic_td_loss, lagrange_multiplier_loss
 from common.networks import (
     ACTIVATIONS,
     CriticEnsemble,
@@ -43,7 +44,6 @@ ALGORITHM = "cql"
 SWEEPABLE = ("min_q_weight", "discount", "tau", "target_action_gap", "cql_temp")
 NUM_CRITICS = 2
 CRITIC_OUTPUT_SCALE = 1e-2  # variance scale of the critics' last layer (JaxCQL and the MISA code)
-ALPHA_PRIME_MAX = 1e6
 
 
 # ------------------------------------------------------------------------------------------------
@@ -63,7 +63,7 @@ class CQLState(NamedTuple):
 
 
 # ------------------------------------------------------------------------------------------------
-# Losses
+# Losses (the TD loss, alpha' and its Lagrange loss are shared with MISA: common/losses.py)
 # ------------------------------------------------------------------------------------------------
 
 
@@ -101,22 +101,11 @@ def cql_conservative_penalty(q_cat, q_data, temp):
     return jnp.mean(temp * jax.scipy.special.logsumexp(q_cat / temp, axis=-1) - q_data, axis=-1)
 
 
-def alpha_prime_value(log_alpha_prime):
-    """alpha' = clip(exp(log alpha'), 0, 1e6)."""
-    return jnp.clip(jnp.exp(log_alpha_prime), 0.0, ALPHA_PRIME_MAX)
-
-
 def cql_critic_penalty(diff, min_q_weight, alpha_prime, target_action_gap, lagrange: bool):
     """R_i = w * diff_i, or alpha' * w * (diff_i - gap) in the Lagrange variant (alpha' fixed for the critics)."""
     if lagrange:
         return jax.lax.stop_gradient(alpha_prime) * min_q_weight * (diff - target_action_gap)
     return min_q_weight * diff
-
-
-def lagrange_multiplier_loss(log_alpha_prime, diff, min_q_weight, target_action_gap):
-    """L_alpha' = -mean_i alpha' * w * (diff_i - gap): alpha' grows while the gap diff exceeds its target."""
-    return -jnp.mean(alpha_prime_value(log_alpha_prime) * min_q_weight
-                     * (jax.lax.stop_gradient(diff) - target_action_gap))
 
 
 def max_target_backup(next_q, next_log_pi):
@@ -130,11 +119,6 @@ def soft_td_target(rewards, dones, next_q, next_log_pi, alpha, discount, backup_
     if backup_entropy:
         next_q = next_q - alpha * next_log_pi
     return rewards + discount * (1.0 - dones) * next_q
-
-
-def critic_td_loss(q_data, target):
-    """L_TD = sum_i mean_B (Q_i(s, a) - y)^2, y held fixed."""
-    return jnp.sum(jnp.mean((q_data - jax.lax.stop_gradient(target)) ** 2, axis=-1))
 
 
 def sac_policy_loss(alpha, log_pi, q_pi):
@@ -179,17 +163,12 @@ def make_agent(config, dataset: Dataset) -> Agent:
         dummy_obs, dummy_act = jnp.zeros((1, obs_dim)), jnp.zeros((1, act_dim))
         policy_params = policy_net.init(policy_key, dummy_obs)
         critic_params = critic_net.init(critic_key, dummy_obs, dummy_act)
-
-        def scalar(value, lr):
-            params = {"value": jnp.asarray(value, jnp.float32)}  # a dict, as TrainState.apply_gradients expects
-            return TrainState.create(apply_fn=None, params=params, tx=optax.adam(lr))
-
         return CQLState(
             policy=TrainState.create(apply_fn=policy_net.apply, params=policy_params, tx=optax.adam(config.policy_lr)),
             critic=TrainState.create(apply_fn=critic_net.apply, params=critic_params, tx=optax.adam(config.critic_lr)),
             critic_target=critic_params,
-            log_alpha=scalar(0.0, config.policy_lr),
-            log_alpha_prime=scalar(config.log_alpha_prime_init, config.critic_lr),
+            log_alpha=scalar_train_state(0.0, config.policy_lr),
+            log_alpha_prime=scalar_train_state(config.log_alpha_prime_init, config.critic_lr),
             rng=rng,
             step=jnp.zeros((), jnp.int32),
             hparams=hparams,
@@ -256,6 +235,7 @@ def make_agent(config, dataset: Dataset) -> Agent:
         }
 
     def train_step(state: CQLState, batch: Transitions, key):
+        """One step of every parameter group from the same state; `update` advances state.step after it."""
         hp = state.hparams
         noise = draw_step_noise(key, batch.rewards.shape[0], n, num_target_actions, act_dim)
         # The policy at s' (no gradient reaches it): target actions and the penalty's next-state actions.
@@ -288,26 +268,14 @@ def make_agent(config, dataset: Dataset) -> Agent:
             critic_target=optax.incremental_update(critic.params, state.critic_target, hp["tau"]),
             log_alpha=log_alpha,
             log_alpha_prime=log_alpha_prime,
-            step=state.step + 1,
         ), metrics
-
-    def update(state: CQLState, data: Transitions, num_steps: int):
-        """`num_steps` gradient steps in one lax.scan, batches sampled inside."""
-
-        def body(state, _):
-            rng, batch_key, step_key = jax.random.split(state.rng, 3)
-            batch = buffer.sample_batch(data, batch_key, config.batch_size)
-            return train_step(state._replace(rng=rng), batch, step_key)
-
-        return jax.lax.scan(body, state, None, length=num_steps)
 
     def act(policy_params, obs):
         """The deterministic evaluation action tanh(mean(s))."""
         return jnp.tanh(policy_net.apply(policy_params, obs)[0])
 
-    return Agent(init, update, lambda state: state.policy.params, act, hparams_from_config(config, SWEEPABLE))
-
-
+    return Agent(init, scan_update(train_step, config.batch_size), lambda state: state.policy.params, act,
+                 hparams_from_config(config, SWEEPABLE))
 
 
 def validate_config(config):

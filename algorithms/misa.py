@@ -31,8 +31,9 @@ from flax.training.train_state import TrainState
 from jax.scipy.special import logsumexp
 
 from common import buffer, experiment
-from common.agent import Agent, Method, hparams_from_config
+from common.agent import Agent, Method, hparams_from_config, scalar_train_state, scan_update
 from common.datasets import Dataset, Transitions
+from common.losses import alpha_prime_value, critic_td_loss, lagrange_multiplier_loss
 from common.networks import (
     CriticEnsemble,
     TanhGaussianPolicy,
@@ -58,7 +59,6 @@ UNBIASED_SAMPLES = ("hmc", "dataset")
 HMC_TARGET_ACCEPT = 0.75
 HMC_ADAPTATION_RATE = 0.01
 HMC_ADAPTATION_FRACTION = 0.8
-ALPHA_PRIME_MAX = 1e6
 
 
 # ------------------------------------------------------------------------------------------------
@@ -139,7 +139,7 @@ def misa_critic_loss(q_data, q_samples, target, bound, min_q_weight, alpha_prime
 
     q_data (C, B) at the dataset actions, q_samples (C, B, N) at the sampled actions.
     """
-    td_loss = jnp.sum(jnp.mean((q_data - jax.lax.stop_gradient(target)) ** 2, axis=-1))
+    td_loss = critic_td_loss(q_data, target)
     penalty = mi_critic_penalty(q_data, q_samples, bound)  # (C,)
     conservative = alpha_prime * min_q_weight * (penalty - action_gap) if lagrange else min_q_weight * penalty
     return td_loss + jnp.sum(conservative), (td_loss, penalty)
@@ -354,14 +354,12 @@ def make_agent(config, dataset: Dataset) -> Agent:
         dummy_obs, dummy_act = jnp.zeros((1, obs_dim)), jnp.zeros((1, act_dim))
         policy_params = policy_net.init(policy_key, dummy_obs)
         critic_params = critic_net.init(critic_key, dummy_obs, dummy_act)
-        scalar = lambda value, lr: TrainState.create(  # noqa: E731
-            apply_fn=None, params={"value": jnp.asarray(value, jnp.float32)}, tx=optax.adam(lr))
         return MISAState(
             policy=TrainState.create(apply_fn=policy_net.apply, params=policy_params, tx=optax.adam(config.policy_lr)),
             critic=TrainState.create(apply_fn=critic_net.apply, params=critic_params, tx=optax.adam(config.critic_lr)),
             critic_target=critic_params,
-            log_alpha=scalar(0.0, config.alpha_lr),
-            log_alpha_prime=scalar(config.log_alpha_prime_init, config.critic_lr),
+            log_alpha=scalar_train_state(0.0, config.alpha_lr),
+            log_alpha_prime=scalar_train_state(config.log_alpha_prime_init, config.critic_lr),
             hmc_step_size=jnp.asarray(config.hmc_init_step_size, jnp.float32),
             rng=rng, step=jnp.zeros((), jnp.int32), hparams=hparams,
         )
@@ -369,133 +367,144 @@ def make_agent(config, dataset: Dataset) -> Agent:
     def min_q(critic_params, obs, actions):
         return jnp.min(critic_net.apply(critic_params, obs, actions), axis=0)
 
-    def train_step(state: MISAState, batch: Transitions, rng):
-        hp = state.hparams
-        noise = draw_step_noise(rng, batch_size, n_actions, act_dim, config.hmc_burn_in + config.hmc_num_samples)
-        obs, data_actions = batch.observations, batch.actions
+    def min_q_at_states(critic_params, obs):
+        """actions (B, A) -> min_i Q_i(s, a) at the fixed states `obs`: one first-layer state half s·W_s + b serves
+        every action set it is called with."""
+        state_half = critic_state_half(critic_params, obs)
+        return lambda actions: jnp.min(critic_from_state_half(critic_net, critic_params, state_half, actions), axis=0)
 
-        # TD target from pi(.|s') and the target critics.
+    def action_gap(hp):
+        """The Lagrange threshold in our penalty's units (lagrange_gap_offset)."""
+        return hp["target_action_gap"] + gap_offset
+
+    def td_target_of(state: MISAState, batch: Transitions, next_eps):
+        """y from a' ~ pi(.|s') (next_eps: its normals) and the target critics."""
         next_mean, next_log_std = policy_net.apply(state.policy.params, batch.next_observations)
-        next_actions, _ = tanh_gaussian_from_normal(next_mean, next_log_std, noise.next_eps)
-        target = td_target(min_q(state.critic_target, batch.next_observations, next_actions),
-                           batch.rewards, batch.dones, hp["discount"])
+        next_actions, _ = tanh_gaussian_from_normal(next_mean, next_log_std, next_eps)
+        return td_target(min_q(state.critic_target, batch.next_observations, next_actions),
+                         batch.rewards, batch.dones, state.hparams["discount"])
 
-        # The policy runs once on s; its (mean, log_std) serve every sample and log-density below.
-        (mean, log_std), policy_pullback = jax.vjp(lambda p: policy_net.apply(p, obs), state.policy.params)
-        sampled_actions, _ = tanh_gaussian_from_normal(mean[:, None], log_std[:, None], noise.sample_eps)  # (B, N, A)
+    def critic_update(state: MISAState, batch: Transitions, sampled_actions, target):
+        """The critics' loss and gradient at each state's dataset action and N policy actions (B, N, A), one group of
+        states at a time; the first layer's state half s·W_s + b is computed once per state for all N + 1 actions.
+        Returns (gradient, Q (2, B, N + 1), penalty per critic (2,), metrics)."""
+        hp = state.hparams
+        alpha_prime = alpha_prime_value(state.log_alpha_prime.params["value"])
 
-        # Critics at the dataset action and the N policy actions of each state, one group of states at a time;
-        # the first layer's state half s·W_s + b is computed once per state for all N + 1 actions.
-        actions = jnp.concatenate([data_actions[:, None], sampled_actions], axis=1)
-        alpha_prime = jnp.clip(jnp.exp(state.log_alpha_prime.params["value"]), 0.0, ALPHA_PRIME_MAX)
-
-        def critic_loss_fn(params, obs, actions, target):
+        def loss_fn(params, obs, actions, target):
             q = critic_from_state_half(critic_net, params, critic_state_half(params, obs)[:, :, None],
                                        actions)  # (2, states, N + 1)
             q_samples = q if config.add_positive else q[..., 1:]
             loss, aux = misa_critic_loss(q[..., 0], q_samples, target, bound, hp["min_q_weight"], alpha_prime,
-                                         hp["target_action_gap"] + gap_offset, config.lagrange)
+                                         action_gap(hp), config.lagrange)
             return loss, (aux, q)
 
-        (critic_loss, ((td_losses, penalties), q_all)), critic_grads = value_and_grad_by_chunks(
-            critic_loss_fn, state.critic.params, (obs, actions, target), critic_chunks)
-        td_loss, penalty = jnp.mean(td_losses), jnp.mean(penalties, axis=0)  # both are means over states
-        q_all = jnp.moveaxis(q_all, 0, 1).reshape(2, batch_size, n_actions + 1)
+        actions = jnp.concatenate([batch.actions[:, None], sampled_actions], axis=1)
+        (loss, ((td_losses, penalties), q)), grads = value_and_grad_by_chunks(
+            loss_fn, state.critic.params, (batch.observations, actions, target), critic_chunks)
+        penalty = jnp.mean(penalties, axis=0)  # like the TD loss, a mean over the groups of states
         chex.assert_shape(penalty, (2,))
-
-        # The critics at s with no gradient to their parameters (HMC's log q and the policy loss): one state half
-        # serves every leapfrog step and the policy's action.
-        state_half = critic_state_half(state.critic.params, obs)
-
-        def min_q_at_obs(actions):
-            return jnp.min(critic_from_state_half(critic_net, state.critic.params, state_half, actions), axis=0)
-
-        # Samples of q(a|s) ~ pi(a|s) e^{min_i Q_i(s,a)}, one chain per state from its dataset action.
-        step_size = state.hmc_step_size if config.hmc_persist_step_size else config.hmc_init_step_size
-        if not config.unbiased_grad:
-            hmc = HMCResult(None, jnp.asarray(step_size, jnp.float32), jnp.zeros(()))
-        elif config.unbiased_samples == "dataset":  # every chain's start, as if every proposal were rejected
-            hmc = HMCResult(data_actions[None], jnp.asarray(step_size, jnp.float32), jnp.zeros(()))
-        else:
-            def log_q(a):
-                return tanh_gaussian_log_prob(mean, log_std, a) + min_q_at_obs(a)
-
-            hmc = hmc_chain(log_q, data_actions, noise.hmc_momenta, noise.hmc_log_uniforms, step_size,
-                            num_burn_in=config.hmc_burn_in, leapfrog_steps=config.hmc_leapfrog_steps)
-        if config.unbiased_grad:
-            state_weights = correction_state_weights(jnp.min(q_all[..., 1:], axis=0), bound)
-
-        alpha = 1.0 if config.fixed_alpha else jnp.exp(state.log_alpha.params["value"])
-
-        def policy_loss_fn(mean, log_std):
-            new_actions, log_pi_new = tanh_gaussian_from_normal(mean, log_std, noise.new_eps)
-            log_pi_data = tanh_gaussian_log_prob(mean, log_std, data_actions)
-            log_pi_hmc = (tanh_gaussian_log_prob(mean, log_std, jax.lax.stop_gradient(hmc.samples))
-                          if config.unbiased_grad else None)
-            loss, bc_loss = misa_policy_loss(
-                log_pi_new, log_pi_data, min_q_at_obs(new_actions), alpha, hp["bc_weight"],
-                log_pi_hmc, hp["unbiased_weight"], state_weights if config.unbiased_grad else None)
-            return loss, (bc_loss, jnp.mean(log_pi_new))
-
-        (policy_loss, (bc_loss, log_pi)), output_grads = jax.value_and_grad(
-            policy_loss_fn, argnums=(0, 1), has_aux=True)(mean, log_std)
-        (policy_grads,) = policy_pullback(output_grads)
-        hmc_metrics = {}
-        if config.unbiased_grad:
-            def policy_gradient(f):
-                return policy_pullback(jax.grad(f, argnums=(0, 1))(mean, log_std))[0]
-
-            hmc_metrics = hmc_diagnostics(hmc, data_actions, policy_gradient, mean, log_std, state_weights)
-
-        # Temperatures: alpha towards entropy -|A|; alpha' (Lagrange) maximises alpha' gamma1 (penalty - gap).
-        alpha_grad = {"value": -(log_pi + target_entropy)}  # d/dlog_alpha of -log_alpha (E log pi + target)
-        alpha_prime_grad = jax.grad(lambda log_ap: -0.5 * jnp.sum(
-            jnp.clip(jnp.exp(log_ap), 0.0, ALPHA_PRIME_MAX) * hp["min_q_weight"]
-            * (penalty - hp["target_action_gap"] - gap_offset)))(state.log_alpha_prime.params["value"])
-
-        critic = state.critic.apply_gradients(grads=critic_grads)
-        state = state._replace(
-            policy=state.policy.apply_gradients(grads=policy_grads),
-            critic=critic,
-            critic_target=optax.incremental_update(critic.params, state.critic_target, hp["tau"]),
-            log_alpha=state.log_alpha if config.fixed_alpha else state.log_alpha.apply_gradients(grads=alpha_grad),
-            log_alpha_prime=(state.log_alpha_prime.apply_gradients(grads={"value": alpha_prime_grad}) if config.lagrange
-                             else state.log_alpha_prime),
-            hmc_step_size=hmc.step_size,
-        )
-        return state, {
-            "critic_loss": critic_loss,
-            "td_loss": td_loss,
-            "mi_penalty": jnp.mean(penalty),
-            "q_data": jnp.mean(q_all[..., 0]),
-            "q_target": jnp.mean(target),
-            "policy_loss": policy_loss,
-            "bc_loss": bc_loss,
-            "log_pi": log_pi,
-            "alpha": jnp.asarray(alpha, jnp.float32),
+        q = jnp.moveaxis(q, 0, 1).reshape(2, batch_size, n_actions + 1)
+        return grads, q, penalty, {
+            "critic_loss": loss, "td_loss": jnp.mean(td_losses), "mi_penalty": jnp.mean(penalty),
+            "q_data": jnp.mean(q[..., 0]), "q_target": jnp.mean(target),
             "alpha_prime": alpha_prime if config.lagrange else jnp.zeros(()),
-            "hmc_accept_prob": hmc.accept_prob,
-            "hmc_step_size": hmc.step_size,
-            **hmc_metrics,
         }
 
-    def update(state: MISAState, data: Transitions, num_steps: int):
-        """`num_steps` gradient steps in one lax.scan, batches sampled inside."""
+    def unbiased_term_samples(state: MISAState, batch: Transitions, mean, log_std, min_q_at_obs, noise) -> HMCResult:
+        """a' ~ q(a|s) ∝ pi(a|s) e^{min_i Q_i(s,a)}: one HMC chain per state from its dataset action.
 
-        def body(state, _):
-            rng, batch_key, step_key = jax.random.split(state.rng, 3)
-            batch = buffer.sample_batch(data, batch_key, batch_size)
-            state, metrics = train_step(state._replace(rng=rng), batch, step_key)
-            return state._replace(step=state.step + 1), metrics
+        unbiased_samples="dataset": the chains' starts, as if every proposal were rejected; no samples (None) without
+        unbiased_grad. The step size starts from the last run's with hmc_persist_step_size, else the initial one.
+        """
+        step_size = jnp.asarray(state.hmc_step_size if config.hmc_persist_step_size else config.hmc_init_step_size,
+                                jnp.float32)
+        if not config.unbiased_grad:
+            return HMCResult(None, step_size, jnp.zeros(()))
+        if config.unbiased_samples == "dataset":
+            return HMCResult(batch.actions[None], step_size, jnp.zeros(()))
 
-        return jax.lax.scan(body, state, None, length=num_steps)
+        def log_q(a):
+            return tanh_gaussian_log_prob(mean, log_std, a) + min_q_at_obs(a)
+
+        return hmc_chain(log_q, batch.actions, noise.hmc_momenta, noise.hmc_log_uniforms, step_size,
+                         num_burn_in=config.hmc_burn_in, leapfrog_steps=config.hmc_leapfrog_steps)
+
+    def policy_update(state: MISAState, batch: Transitions, policy_at_obs, min_q_at_obs, new_eps, hmc: HMCResult,
+                      q_samples):
+        """The policy loss's gradient through its one call at s, policy_at_obs = ((mean, log_std), vjp pullback).
+
+        With unbiased_grad the HMC term weighs state s by w(s), from min_i Q_i(s, a_j) (q_samples: (2, B, N)).
+        Returns (gradient, E log pi(a~|s), metrics).
+        """
+        hp = state.hparams
+        (mean, log_std), pullback = policy_at_obs
+        alpha = 1.0 if config.fixed_alpha else jnp.exp(state.log_alpha.params["value"])
+        state_weights = correction_state_weights(jnp.min(q_samples, axis=0), bound) if config.unbiased_grad else None
+
+        def loss_fn(mean, log_std):
+            new_actions, log_pi_new = tanh_gaussian_from_normal(mean, log_std, new_eps)
+            log_pi_data = tanh_gaussian_log_prob(mean, log_std, batch.actions)
+            log_pi_hmc = (tanh_gaussian_log_prob(mean, log_std, jax.lax.stop_gradient(hmc.samples))
+                          if config.unbiased_grad else None)
+            loss, bc_loss = misa_policy_loss(log_pi_new, log_pi_data, min_q_at_obs(new_actions), alpha, hp["bc_weight"],
+                                             log_pi_hmc, hp["unbiased_weight"], state_weights)
+            return loss, (bc_loss, jnp.mean(log_pi_new))
+
+        (loss, (bc_loss, log_pi)), output_grads = jax.value_and_grad(
+            loss_fn, argnums=(0, 1), has_aux=True)(mean, log_std)
+        (grads,) = pullback(output_grads)
+        metrics = {"policy_loss": loss, "bc_loss": bc_loss, "log_pi": log_pi, "alpha": jnp.asarray(alpha, jnp.float32)}
+        if config.unbiased_grad:
+            def policy_gradient(f):
+                return pullback(jax.grad(f, argnums=(0, 1))(mean, log_std))[0]
+
+            metrics |= hmc_diagnostics(hmc, batch.actions, policy_gradient, mean, log_std, state_weights)
+        return grads, log_pi, metrics
+
+    def temperature_updates(state: MISAState, log_pi, penalty):
+        """alpha towards entropy -|A| (unless fixed_alpha) by -(E log pi + target), the gradient of -log alpha (E log pi
+        + target); alpha' (lagrange) maximises alpha' gamma1 (penalty - gap), by lagrange_multiplier_loss."""
+        hp = state.hparams
+        log_alpha = (state.log_alpha if config.fixed_alpha
+                     else state.log_alpha.apply_gradients(grads={"value": -(log_pi + target_entropy)}))
+        alpha_prime_grad = jax.grad(lagrange_multiplier_loss)(state.log_alpha_prime.params["value"], penalty,
+                                                              hp["min_q_weight"], action_gap(hp))
+        log_alpha_prime = (state.log_alpha_prime.apply_gradients(grads={"value": alpha_prime_grad}) if config.lagrange
+                           else state.log_alpha_prime)
+        return log_alpha, log_alpha_prime
+
+    def train_step(state: MISAState, batch: Transitions, rng):
+        """One step of every part from `state`: critics, the unbiased term's samples, policy, temperatures."""
+        noise = draw_step_noise(rng, batch_size, n_actions, act_dim, config.hmc_burn_in + config.hmc_num_samples)
+        target = td_target_of(state, batch, noise.next_eps)
+        # The policy runs once on s; its (mean, log_std) serve every sample and log-density of the step.
+        policy_at_obs = jax.vjp(lambda p: policy_net.apply(p, batch.observations), state.policy.params)
+        (mean, log_std), _ = policy_at_obs
+        sampled_actions, _ = tanh_gaussian_from_normal(mean[:, None], log_std[:, None], noise.sample_eps)  # (B, N, A)
+        critic_grads, q, penalty, critic_metrics = critic_update(state, batch, sampled_actions, target)
+        # The critics from before the step at s, with no gradient to them: HMC's log q and the policy loss.
+        min_q_at_obs = min_q_at_states(state.critic.params, batch.observations)
+        hmc = unbiased_term_samples(state, batch, mean, log_std, min_q_at_obs, noise)
+        policy_grads, log_pi, policy_metrics = policy_update(state, batch, policy_at_obs, min_q_at_obs, noise.new_eps,
+                                                             hmc, q[..., 1:])
+        log_alpha, log_alpha_prime = temperature_updates(state, log_pi, penalty)
+
+        critic = state.critic.apply_gradients(grads=critic_grads)
+        return state._replace(
+            policy=state.policy.apply_gradients(grads=policy_grads),
+            critic=critic,
+            critic_target=optax.incremental_update(critic.params, state.critic_target, state.hparams["tau"]),
+            log_alpha=log_alpha,
+            log_alpha_prime=log_alpha_prime,
+            hmc_step_size=hmc.step_size,
+        ), {**critic_metrics, **policy_metrics, "hmc_accept_prob": hmc.accept_prob, "hmc_step_size": hmc.step_size}
 
     def act(policy_params, obs):
         return jnp.tanh(policy_net.apply(policy_params, obs)[0])
 
-    return Agent(init, update, lambda state: state.policy.params, act, hparams_from_config(config, SWEEPABLE))
-
-
+    return Agent(init, scan_update(train_step, batch_size), lambda state: state.policy.params, act,
+                 hparams_from_config(config, SWEEPABLE))
 
 
 def validate_config(config):

@@ -20,6 +20,7 @@ from flax.training.train_state import TrainState
 from common import buffer, experiment
 from common.agent import Agent, Method, hparams_from_config
 from common.datasets import Dataset, Transitions
+from common.losses import critic_td_loss
 from common.networks import CriticEnsemble, DeterministicActor, first_critic
 
 ALGORITHM = "td3_bc"
@@ -43,18 +44,13 @@ class TD3BCState(NamedTuple):
 
 
 # ------------------------------------------------------------------------------------------------
-# Losses
+# Losses (the critics' TD loss, L_Q = sum_i mean_B (Q_i(s, a) - y)^2, is shared: common/losses.py)
 # ------------------------------------------------------------------------------------------------
 
 
 def td_target(critic_target_q, next_actions_target, rewards, dones, discount):
     """y = r + gamma (1 - d) min_i Q'_i(s', a'), with a' the smoothed target-policy action."""
     return rewards + discount * (1.0 - dones) * jnp.min(critic_target_q(next_actions_target), axis=0)
-
-
-def critic_td_loss(q_values, target):
-    """L_Q = sum_i mean_B (Q_i(s, a) - y)^2  (q_values: (num_critics, B))."""
-    return jnp.sum(jnp.mean((q_values - jax.lax.stop_gradient(target)) ** 2, axis=-1))
 
 
 def actor_td3_bc_loss(q1_policy, policy_actions, data_actions, alpha, bc_only=False):
@@ -166,8 +162,6 @@ def make_agent(config, dataset: Dataset) -> Agent:
         return actor_net.apply(actor_params, (obs - obs_mean) / obs_std)
 
     return Agent(init, update, lambda state: state.actor.params, act, hparams_from_config(config, SWEEPABLE))
-
-
 
 
 def validate_config(config):

@@ -12,6 +12,9 @@ evaluation interval at a time, evaluating, logging and checkpointing between int
 A method file ends with its `Method`: the name its checkpoints carry, its `make_agent`, its
 `prepare_data`, its config checks and its default config. `Method.make_train` is the pure run above;
 `common.experiment.main(method)` is its command line.
+
+Two building blocks the Q-learning methods share: `scan_update(train_step, batch_size)`, the `update` of an
+agent whose step is train_step(state, batch, key), and `scalar_train_state`, a learned temperature or multiplier.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
+from flax.training.train_state import TrainState
 
+from common import buffer
 from common.datasets import Dataset, Transitions
 
 
@@ -90,3 +96,31 @@ def make_pure_train(agent: Agent, data: Transitions, total_steps: int, eval_ever
         return jax.lax.scan(interval, state, None, length=total_steps // eval_every)
 
     return train
+
+
+def scan_update(train_step: Callable, batch_size: int):
+    """update(state, data, num_steps) -> (state, metrics per step): `num_steps` train steps in one lax.scan.
+
+    Each step splits state.rng into (rng, batch key, step key), draws a batch with `buffer.sample_batch` (looked up
+    at trace time, so a test may replace it), runs train_step(state, batch, step key) -> (state, metrics) on the
+    state carrying the new rng, then advances state.step by one: train_step reads the step number it runs as.
+    The state is a NamedTuple with fields `rng` and `step`.
+    """
+
+    def update(state, data: Transitions, num_steps: int):
+        def body(state, _):
+            rng, batch_key, step_key = jax.random.split(state.rng, 3)
+            batch = buffer.sample_batch(data, batch_key, batch_size)
+            state, metrics = train_step(state._replace(rng=rng), batch, step_key)
+            return state._replace(step=state.step + 1), metrics
+
+        return jax.lax.scan(body, state, None, length=num_steps)
+
+    return update
+
+
+def scalar_train_state(value, learning_rate: float) -> TrainState:
+    """A TrainState over params {"value": scalar} (a dict, as apply_gradients expects) with Adam: a learned
+    temperature or Lagrange multiplier, stored as its log."""
+    params = {"value": jnp.asarray(value, jnp.float32)}
+    return TrainState.create(apply_fn=None, params=params, tx=optax.adam(learning_rate))
