@@ -279,7 +279,7 @@ def make_agent(config, dataset: Dataset) -> Agent:
 
 
 def validate_config(config):
-    """Algorithm-specific config checks (one-line errors); the shared ones live in common/experiment.py."""
+    """Algorithm-specific config checks (one-line errors); the shared ones: common/experiment/configuration.py."""
     if config.cql_n_actions < 1:
         raise experiment.ConfigError(f"cql_n_actions must be >= 1, got {config.cql_n_actions}")
     if config.cql_temp <= 0:

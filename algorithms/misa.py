@@ -508,7 +508,7 @@ def make_agent(config, dataset: Dataset) -> Agent:
 
 
 def validate_config(config):
-    """Algorithm-specific config checks (one-line errors); the shared ones live in common/experiment.py."""
+    """Algorithm-specific config checks (one-line errors); the shared ones: common/experiment/configuration.py."""
     checks = [
         (config.bound in BOUNDS, f"bound must be one of {BOUNDS}, got '{config.bound}'"),
         (config.unbiased_samples in UNBIASED_SAMPLES,

@@ -165,7 +165,7 @@ def make_agent(config, dataset: Dataset) -> Agent:
 
 
 def validate_config(config):
-    """Algorithm-specific config checks (one-line errors); the shared ones live in common/experiment.py."""
+    """Algorithm-specific config checks (one-line errors); the shared ones: common/experiment/configuration.py."""
     if config.policy_freq < 1 or config.eval_every % config.policy_freq:
         raise experiment.ConfigError(f"eval_every ({config.eval_every}) must be a multiple of policy_freq "
                                      f"({config.policy_freq}), which must be >= 1")
