@@ -10,7 +10,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
-	$(PY) -m pip install --quiet --no-deps -e .  # common/, algorithms/, datagen/ importable from any entry file
+	$(PY) -m pip install --quiet --no-deps -e .  # common/, algorithms/, datagen/, configs/ importable from any entry file
 	touch $(STAMP)
 
 install: $(STAMP)
