@@ -35,7 +35,7 @@ import jax
 import numpy as np
 
 from common import datasets, domains
-from datagen import sac
+from datagen import rollouts, sac
 
 FORMAT_VERSION = 1
 GENERATOR = "datagen/make_datasets.py"  # recorded in every file's metadata
@@ -85,7 +85,7 @@ def cap_episodes(episodes: list[dict], max_transitions: int | None, rng: np.rand
 
 
 def dataset_arrays(episodes: list[dict], next_observations: bool) -> dict:
-    rows = sac.concat_episodes(episodes)
+    rows = rollouts.concat_episodes(episodes)
     keys = ROW_KEYS + (("next_observations",) if next_observations else ())
     return {k: rows[k] for k in keys}
 
@@ -98,7 +98,7 @@ def dataset_arrays(episodes: list[dict], next_observations: bool) -> dict:
 def policy_rollouts(env_id: str, fns: sac.SACFunctions, actor_params, seed: int, max_transitions: int) -> list:
     """Stochastic rollouts of a policy: whole episodes, at most `max_transitions` rows in all."""
     act = lambda obs, key: fns.sample_actions(actor_params, obs, key)  # noqa: E731
-    episodes = sac.rollout_episodes(env_id, act, seed, num_envs=10, min_transitions=max_transitions)
+    episodes = rollouts.rollout_episodes(env_id, act, seed, num_envs=10, min_transitions=max_transitions)
     return cap_episodes(episodes, max_transitions)
 
 
@@ -195,7 +195,7 @@ def generate(args, log=print) -> dict[str, Path]:
         eval_episodes=args.eval_episodes,
         stop_return=None if ("expert" in levels or "medium-expert" in levels) else medium_return,
     )
-    env = sac.make_env(env_id)
+    env = rollouts.make_env(env_id)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     env.close()
     fns = sac.make_sac(sac_config, obs_dim, act_dim)
