@@ -31,7 +31,7 @@ from flax.training.train_state import TrainState
 from jax.scipy.special import logsumexp
 
 from common import buffer, experiment
-from common.agent import Agent, Method, hparams_from_config, scalar_train_state, scan_update
+from common.agent import Agent, Method, actor_critic_states, hparams_from_config, scalar_train_state, scan_update
 from common.datasets import Dataset, Transitions
 from common.losses import alpha_prime_value, critic_td_loss, lagrange_multiplier_loss
 from common.networks import (
@@ -350,14 +350,12 @@ def make_agent(config, dataset: Dataset) -> Agent:
     gap_offset = lagrange_gap_offset(config)
 
     def init(rng, hparams):
-        rng, policy_key, critic_key = jax.random.split(rng, 3)
-        dummy_obs, dummy_act = jnp.zeros((1, obs_dim)), jnp.zeros((1, act_dim))
-        policy_params = policy_net.init(policy_key, dummy_obs)
-        critic_params = critic_net.init(critic_key, dummy_obs, dummy_act)
+        rng, policy, critic = actor_critic_states(rng, policy_net, critic_net, obs_dim, act_dim, config.policy_lr,
+                                                  config.critic_lr)
         return MISAState(
-            policy=TrainState.create(apply_fn=policy_net.apply, params=policy_params, tx=optax.adam(config.policy_lr)),
-            critic=TrainState.create(apply_fn=critic_net.apply, params=critic_params, tx=optax.adam(config.critic_lr)),
-            critic_target=critic_params,
+            policy=policy,
+            critic=critic,
+            critic_target=critic.params,
             log_alpha=scalar_train_state(0.0, config.alpha_lr),
             log_alpha_prime=scalar_train_state(config.log_alpha_prime_init, config.critic_lr),
             hmc_step_size=jnp.asarray(config.hmc_init_step_size, jnp.float32),

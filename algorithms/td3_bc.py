@@ -18,7 +18,7 @@ import optax
 from flax.training.train_state import TrainState
 
 from common import buffer, experiment
-from common.agent import Agent, Method, hparams_from_config
+from common.agent import Agent, Method, actor_critic_states, hparams_from_config
 from common.datasets import Dataset, Transitions
 from common.losses import critic_td_loss
 from common.networks import CriticEnsemble, DeterministicActor, first_critic
@@ -92,13 +92,9 @@ def make_agent(config, dataset: Dataset) -> Agent:
     obs_mean, obs_std = normalization_stats(dataset, config)
 
     def init(rng, hparams):
-        rng, actor_key, critic_key = jax.random.split(rng, 3)
-        dummy_obs, dummy_act = jnp.zeros((1, obs_dim)), jnp.zeros((1, act_dim))
-        actor_params = actor_net.init(actor_key, dummy_obs)
-        critic_params = critic_net.init(critic_key, dummy_obs, dummy_act)
-        actor = TrainState.create(apply_fn=actor_net.apply, params=actor_params, tx=optax.adam(config.actor_lr))
-        critic = TrainState.create(apply_fn=critic_net.apply, params=critic_params, tx=optax.adam(config.critic_lr))
-        return TD3BCState(actor, critic, actor_params, critic_params, rng, jnp.zeros((), jnp.int32), hparams)
+        rng, actor, critic = actor_critic_states(rng, actor_net, critic_net, obs_dim, act_dim, config.actor_lr,
+                                                 config.critic_lr)
+        return TD3BCState(actor, critic, actor.params, critic.params, rng, jnp.zeros((), jnp.int32), hparams)
 
     def critic_step(state: TD3BCState, batch: Transitions, noise_key):
         hp = state.hparams

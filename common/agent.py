@@ -119,6 +119,18 @@ def scan_update(train_step: Callable, batch_size: int):
     return update
 
 
+def actor_critic_states(rng, actor_net, critic_net, obs_dim: int, act_dim: int, actor_lr: float, critic_lr: float):
+    """(rng, actor TrainState, critic TrainState): rng split into (rng, actor key, critic key), the networks
+    initialised on a dummy (1, obs_dim) observation and (1, act_dim) action, each with its own Adam."""
+    rng, actor_key, critic_key = jax.random.split(rng, 3)
+    dummy_obs, dummy_act = jnp.zeros((1, obs_dim)), jnp.zeros((1, act_dim))
+    actor = TrainState.create(apply_fn=actor_net.apply, params=actor_net.init(actor_key, dummy_obs),
+                              tx=optax.adam(actor_lr))
+    critic = TrainState.create(apply_fn=critic_net.apply, params=critic_net.init(critic_key, dummy_obs, dummy_act),
+                               tx=optax.adam(critic_lr))
+    return rng, actor, critic
+
+
 def scalar_train_state(value, learning_rate: float) -> TrainState:
     """A TrainState over params {"value": scalar} (a dict, as apply_gradients expects) with Adam: a learned
     temperature or Lagrange multiplier, stored as its log."""

@@ -32,6 +32,7 @@ import numpy as np
 import optax
 from flax.training.train_state import TrainState
 
+from common.agent import actor_critic_states
 from common.domains import LOCOMOTION_ENVS
 from common.networks import CriticEnsemble, TanhGaussianPolicy, tanh_gaussian_sample
 from datagen.rollouts import EPISODE_KEYS, concat_episodes, env_action, make_env, rollout_episodes
@@ -177,15 +178,11 @@ def make_sac(config: SACConfig, obs_dim: int, act_dim: int) -> SACFunctions:
     target_entropy = -float(act_dim)
 
     def init(rng):
-        rng, actor_key, critic_key = jax.random.split(rng, 3)
-        dummy_obs, dummy_act = jnp.zeros((1, obs_dim)), jnp.zeros((1, act_dim))
-        actor_params = actor_net.init(actor_key, dummy_obs)
-        critic_params = critic_net.init(critic_key, dummy_obs, dummy_act)
-        actor = TrainState.create(apply_fn=actor_net.apply, params=actor_params, tx=optax.adam(config.actor_lr))
-        critic = TrainState.create(apply_fn=critic_net.apply, params=critic_params, tx=optax.adam(config.critic_lr))
+        rng, actor, critic = actor_critic_states(rng, actor_net, critic_net, obs_dim, act_dim, config.actor_lr,
+                                                 config.critic_lr)
         log_alpha0 = {"log_alpha": jnp.log(jnp.asarray(config.init_alpha, jnp.float32))}
         log_alpha = TrainState.create(apply_fn=None, params=log_alpha0, tx=optax.adam(config.alpha_lr))
-        return SACState(actor, critic, critic_params, log_alpha, rng, jnp.zeros((), jnp.int32))
+        return SACState(actor, critic, critic.params, log_alpha, rng, jnp.zeros((), jnp.int32))
 
     def update_step(state: SACState, buf: ReplayBuffer):
         rng, batch_key, next_key, pi_key = jax.random.split(state.rng, 4)
