@@ -35,6 +35,7 @@ import jax
 import numpy as np
 
 from common import datasets, domains
+from common.errors import DatasetError
 from datagen import rollouts, sac
 
 FORMAT_VERSION = 1
@@ -348,7 +349,7 @@ def main(argv=None) -> int:
     try:
         written = generate(args, log=lambda s: print(s, flush=True))
         update_checksums(Path(args.out), written.values())
-    except (GenerationError, datasets.DatasetError) as e:
+    except (GenerationError, DatasetError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

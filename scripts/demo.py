@@ -20,8 +20,9 @@ import numpy as np
 
 from algorithms import misa
 from common import experiment
-from common.datasets import DatasetError, load_dataset
+from common.datasets import load_dataset
 from common.domains import setup_for_dataset
+from common.errors import DatasetError
 from common.evaluation import make_env
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 
 from algorithms import load_run  # noqa: E402
 from common.checkpoints import CheckpointError  # noqa: E402
-from common.datasets import DatasetError  # noqa: E402
+from common.errors import DatasetError  # noqa: E402
 from common.logger import write_json_atomic  # noqa: E402
 from common.runs import RunError, member_label, write_video  # noqa: E402
 

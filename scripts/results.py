@@ -36,7 +36,8 @@ import numpy as np
 
 from common import checkpoints, stats
 from common.checkpoints import CheckpointError
-from common.datasets import DatasetError, load_dataset, shipped_datasets
+from common.datasets import load_dataset, shipped_datasets
+from common.errors import DatasetError
 from common.experiment import ConfigError, Interrupted
 from common.hardware import device_info
 from common.logger import read_eval, write_json_atomic

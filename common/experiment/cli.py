@@ -14,7 +14,7 @@ import jax
 
 from common import checkpoints
 from common.agent import Method
-from common.datasets import DatasetError
+from common.errors import DatasetError
 from common.experiment.configuration import parse_config
 from common.experiment.errors import EXIT_BAD_INPUT, EXIT_DIVERGED, ConfigError, Diverged, Interrupted, WriteFailed
 from common.experiment.preemption import ignore_further_signals

@@ -14,8 +14,9 @@ import jax
 
 from common import checkpoints
 from common.agent import Method
-from common.datasets import Dataset, DatasetError, load_dataset
+from common.datasets import Dataset, load_dataset
 from common.domains import check_config_domain, setup_for_dataset
+from common.errors import DatasetError
 from common.evaluation import Evaluator
 from common.experiment.configuration import run_name, validate_shared
 from common.experiment.errors import ConfigError
