@@ -20,9 +20,12 @@ from common.experiment.errors import Interrupted
 class Preemption:
     """Installs SIGINT / SIGTERM handlers for one run (main thread only; the previous ones come back after).
 
-    Outside `deferred()` a signal raises Interrupted at once (nothing of the run's results exists yet). Inside it,
-    the first signal is only recorded: the loop finishes the interval under way (updates, logging, evaluation),
-    writes a checkpoint of it and stops. A second signal raises at once: the run stops without a new checkpoint.
+    Inside `shielded()` (the set-up: loading, placing, compiling) the first signal is kept pending and `check()`,
+    called between the set-up's steps, raises Interrupted: never inside a JAX call, where an exception raised as
+    XLA's compilation returns leaves objects that crash the interpreter at exit (exit 139 where 130 / 143 is due).
+    Inside `deferred()` (training) the first signal is only recorded: the loop finishes the interval under way
+    (updates, logging, evaluation), writes a checkpoint of it and stops. In both, a second signal raises at once.
+    Elsewhere a signal raises Interrupted at once.
 
     Python drops an exception raised where it cannot propagate (a garbage-collector callback such as JAX's, a
     `__del__`); a signal that lands there is kept pending and `check()`, called between the run's steps, raises it.
@@ -31,7 +34,7 @@ class Preemption:
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
-        self.signum, self.deferring, self.previous, self.pending = None, False, {}, None
+        self.signum, self.deferring, self.shielding, self.previous, self.pending = None, False, False, {}, None
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -46,7 +49,7 @@ class Preemption:
         if self.deferring and self.signum is None:
             self.signum = signum
             return
-        if _exceptions_dropped_in(frame):
+        if (self.shielding and self.pending is None) or _exceptions_dropped_in(frame):
             self.pending = self.pending or signum
             return
         raise Interrupted(signum)
@@ -56,6 +59,14 @@ class Preemption:
         if self.pending is not None:
             signum, self.pending = self.pending, None
             raise Interrupted(signum)
+
+    @contextlib.contextmanager
+    def shielded(self):
+        self.shielding = True
+        try:
+            yield self
+        finally:
+            self.shielding = False
 
     @contextlib.contextmanager
     def deferred(self):

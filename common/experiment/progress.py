@@ -40,10 +40,12 @@ class Progress:
     bar: Any = None
 
     def close(self) -> None:
+        """Closes the logs and the progress bar (once; a second call does nothing)."""
         if self.logger is not None:
             self.logger.close()
         if self.bar is not None:
             self.bar.close()
+        self.logger = self.bar = None
 
     def how_to_continue(self) -> str:
         if self.last_checkpoint is None:

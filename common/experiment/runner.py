@@ -2,8 +2,9 @@
 
     prepare -> place -> restore -> compile -> open logs -> train (the loop) -> summarise.
 
-It owns the signal handling around them: an interrupt before training says nothing was lost; one during
-training stops after the interval under way, with a checkpoint of it.
+It owns the signal handling around them: during set-up a signal stops the run at the end of the step under way
+(an exception raised inside XLA's compilation leaves the process to crash at exit), and says nothing was lost;
+during training it stops after the interval under way, with a checkpoint of it.
 """
 
 from __future__ import annotations
@@ -29,25 +30,26 @@ def run(method: Method, config, dataset: Dataset | None = None) -> dict:
     """
     with Preemption() as preemption, jax.default_matmul_precision(config.get("matmul_precision", "highest")):
         try:
-            job = prepare(method, config, dataset)
-        except Interrupted as e:
+            with preemption.shielded():
+                job = prepare(method, config, dataset)
+        except Interrupted as e:  # a second signal, not waiting for the set-up step under way
             e.detail = "stopped before the run started; nothing was written: rerun the same command"
             raise
         progress = None
         try:
-            preemption.check()
-            program, state = place(job)
-            preemption.check()
-            progress = restore(job, program, state)
-            preemption.check()
-            compile_interval(job, program, progress.state)
-            preemption.check()
-            open_logs(job, program, progress)
+            with preemption.shielded():  # a signal stops the set-up between its steps, never inside a JAX call
+                preemption.check()
+                program, state = place(job)
+                preemption.check()
+                progress = restore(job, program, state)
+                preemption.check()
+                compile_interval(job, program, progress.state)
+                preemption.check()
+                open_logs(job, program, progress)
+                preemption.check()
             with preemption.deferred():
-                try:
-                    train(job, program, progress, preemption)
-                finally:
-                    progress.close()
+                train(job, program, progress, preemption)
+                progress.close()
                 return summarise(job, program, progress)
         except Interrupted as e:
             if not e.detail:
@@ -58,6 +60,8 @@ def run(method: Method, config, dataset: Dataset | None = None) -> dict:
             continuation = progress.how_to_continue() if progress is not None else "rerun the same command"
             raise WriteFailed(f"cannot write {where} ({e.strerror or e}); {continuation}") from None
         finally:
+            if progress is not None:
+                progress.close()
             job.close()
 
 
