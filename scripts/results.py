@@ -453,9 +453,10 @@ def write_report(out: Path, algos: list[str], datasets: list[str], budget: dict,
     agg_final = stats.aggregate(final, labels, names, n_resamples=n_resamples)
     agg_best = stats.aggregate(best, labels, names, n_resamples=n_resamples)
     curves, ylabel = learning_curves(runs, algos, datasets)
+    plot = out / ".curves.partial.png"  # every file is renamed into place at the end
     if curves:
-        plot_learning_curves(curves, out / "curves.png", f"{budget['total_steps']} steps, "
-                             f"{budget['num_seeds']} seeds (mean ± std)", ylabel)
+        plot_learning_curves(curves, plot, f"{budget['total_steps']} steps, {budget['num_seeds']} seeds (mean ± std)",
+                             ylabel)
 
     cost_rows = []
     for a in algos:
@@ -513,7 +514,6 @@ def write_report(out: Path, algos: list[str], datasets: list[str], budget: dict,
     if problems or missing:
         lines += ["Notes:", "", *problems, *missing, ""]
     markdown = "\n".join(lines)
-    (out / "results.md").write_text(markdown)
 
     payload = {
         "budget": budget,
@@ -530,8 +530,22 @@ def write_report(out: Path, algos: list[str], datasets: list[str], budget: dict,
         "curve_quantity": ylabel,
         "wall_seconds_total": sum(r.get("wall_seconds") or 0.0 for r in runs.values()),
     }
+    if curves:
+        os.replace(plot, out / "curves.png")
+    write_text_atomic(out / "results.md", markdown)
     write_json_atomic(out / "results.json", _jsonable(payload))
     return payload
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """`text` into a temporary file renamed into place: an interrupt or a full disk leaves the file as it was."""
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def update_doc(doc: Path, out: Path) -> None:
@@ -548,7 +562,7 @@ def update_doc(doc: Path, out: Path) -> None:
     body = body.replace("](curves.png)", f"]({rel.as_posix()})")
     head, rest = text.split(MARKER_BEGIN, 1)
     tail = rest.split(MARKER_END, 1)[1]
-    doc.write_text(f"{head}{MARKER_BEGIN}\n{body}\n{MARKER_END}{tail}")
+    write_text_atomic(doc, f"{head}{MARKER_BEGIN}\n{body}\n{MARKER_END}{tail}")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -643,9 +657,16 @@ def main(argv=None) -> int:
         print("interrupted by SIGINT before a run started; the same command continues the sweep", file=sys.stderr)
         return 130
 
-    payload = write_report(out, algos, datasets, budget, args.resamples)
-    if args.doc:
-        update_doc(Path(args.doc), out)
+    try:
+        payload = write_report(out, algos, datasets, budget, args.resamples)
+        if args.doc:
+            update_doc(Path(args.doc), out)
+    except KeyboardInterrupt:
+        print("interrupted by SIGINT: while writing the report (each of its files is the previous or the new one, "
+              "whole); the runs are complete: rerun with --report-only", file=sys.stderr)
+        return 130
+    finally:
+        (out / ".curves.partial.png").unlink(missing_ok=True)
     print((out / "results.md").read_text())
     print(f"written: {out / 'results.md'}, {out / 'results.json'}" + (", " + str(out / "curves.png")
           if payload["curves"] else "") + f" ({time.perf_counter() - started:.0f} s this call)")

@@ -398,3 +398,23 @@ def test_report_only_refuses_runs_of_different_budgets(finished_sweep, hopper_ra
     assert_refused(status, err, r"^error: the runs disagree on their budget: .*bc__hopper-random-tiny has "
                                 r"num_seeds=1, .*bc__hopper-other has num_seeds=2: report them apart")
     assert snapshot(out) == before
+
+
+def test_an_interrupted_report_leaves_the_previous_one(finished_sweep, hopper_random_file, tmp_path, capsys,
+                                                      monkeypatch):
+    """Bug: Ctrl-C while the report was written printed a traceback, with curves.png already replaced and
+    results.md not yet (the files written one after the other, in place)."""
+    from test_bad_inputs import snapshot
+
+    out = shutil.copytree(finished_sweep, tmp_path / "out")
+    doc = tmp_path / "RESULTS.md"
+    doc.write_text(f"# Results\n{results.MARKER_BEGIN}\nthe earlier table\n{results.MARKER_END}\n")
+    before = snapshot(tmp_path)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(results.stats, "aggregate_table", interrupted)
+    status, printed, err = call(report_only(hopper_random_file, out) + ["--doc", str(doc)], capsys)
+    assert status == 130 and err.startswith("interrupted by SIGINT: ") and err.count("\n") == 1, err
+    assert snapshot(tmp_path) == before
