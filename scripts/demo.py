@@ -7,6 +7,8 @@ finishes in minutes on a CPU; the config says why that dataset and budget); it p
 before training, a progress bar with the latest score while training, and at the end a table: the trained
 policy's normalised score, the dataset's own (the mean return of its episodes, and its best episode's) and a
 uniform random policy's (measured here with the same number of episodes), then the curve file and how to use the run.
+Before training it checks what the table needs: a run name below log_dir, a dataset of episodes (not a file of
+shuffled transitions) and an evaluation env. Exit status: as algorithms/misa.py's (0 done, 2 bad input in one line).
 """
 
 from __future__ import annotations
