@@ -78,23 +78,24 @@ def evaluations(run_dir: Path) -> list[Path]:
 # ------------------------------------------------------------------------------------------------
 
 
-def test_evaluate_refuses_a_run_whose_dataset_changed_with_the_same_counts(run_copy, data_file, tmp_path, capsys):
+def test_evaluate_refuses_a_run_whose_dataset_changed_with_the_same_counts(data_file, tmp_path, capsys):
     """Bug: a rewritten dataset file (same counts, other observations) was loaded as the run's: TD3+BC's state
     normalisation was recomputed from it and the run scored with it (exit 0), though the checkpoint records the
     dataset's sha256."""
-    changed = Path(shutil.copy(data_file, tmp_path / "hopper-tools.hdf5"))
     import h5py
 
-    with h5py.File(changed, "r+") as f:
+    data = Path(shutil.copy(data_file, tmp_path / "hopper-tools.hdf5"))
+    assert td3_bc.main(cli_args(data, tmp_path / "runs", run_name="tiny", checkpoint_every="10")) == 0
+    stats = load_dataset(str(data)).stats
+    with h5py.File(data, "r+") as f:  # rewritten in place: the same rows, other observations
         f["observations"][...] = f["observations"][...] * 2.0 + 0.5
-    config_path = run_copy / "config.json"
-    config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "dataset": str(changed)}))
-    assert load_dataset(str(changed)).stats == load_dataset(str(data_file)).stats  # the counts agree
+    assert load_dataset(str(data)).stats == stats
+    run_dir = tmp_path / "runs" / "tiny"
     pattern = (r"^error: run .*tiny: the dataset changed since training: the dataset's content differs from the one "
                r"checkpoint .*step_20 was trained on")
-    refused(evaluate.main, ["--run", str(run_copy), "--episodes", "1"], capsys, tmp_path, pattern)
+    refused(evaluate.main, ["--run", str(run_dir), "--episodes", "1"], capsys, tmp_path, pattern)
     with pytest.raises(RunError, match="the dataset changed since training"):
-        load_run(run_copy)
+        load_run(run_dir)
 
 
 def test_load_run_refuses_a_dataset_given_that_is_not_the_runs(run_copy, data_file, tmp_path):
