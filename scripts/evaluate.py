@@ -145,10 +145,12 @@ def main(argv=None) -> int:
                   f"{args.episodes} episode(s) per member, seed {args.seed}")
             print(table(result))
             path.parent.mkdir(exist_ok=True)
-            write_json_atomic(path, record(run, members, result, []))
+            written = record(run, members, result, [])
+            write_json_atomic(path, written)
             out = path
-            if video_dir is not None:
-                write_json_atomic(out, record(run, members, result, film(run, members, args, video_dir)))
+            if video_dir is not None:  # the evaluation is kept whatever happens to the films
+                written["videos"] = film(run, members, args, video_dir)
+                write_json_atomic(out, written)
             preemption.check()
     except (RunError, DatasetError, CheckpointError) as e:
         kept = f" (the evaluation is written: {out})" if out is not None else ""
