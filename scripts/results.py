@@ -608,6 +608,13 @@ def check_args(args) -> tuple[list[str], list[str], list]:
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] or shipped_datasets()
     if not datasets:
         raise SweepError("no dataset given and none shipped under data/: pass --datasets a,b,c")
+    for option, names, key in (("--algos", algos, str), ("--datasets", datasets, dataset_key)):
+        seen = {}
+        for name in names:  # one run directory per (algorithm, dataset): two names for one would share it
+            if key(name) in seen:
+                raise SweepError(f"{option} names {seen[key(name)]!r} and {name!r}, which share the run directories "
+                                 f"of '{key(name)}'; give each once (rename a file whose stem another has)")
+            seen[key(name)] = name
     for name, value in (("--seeds", args.seeds), ("--steps", args.steps), ("--eval-every", args.eval_every)):
         if value < 1:
             raise SweepError(f"{name} must be a positive integer, got {value}")

@@ -307,22 +307,29 @@ def call(argv, capsys) -> tuple[int, str, str]:
     ("--seed -1", r"^error: bc on .*: seed must be an integer in \[0, "),
     ("a bad value for the second algorithm", r"^error: td3_bc on .*hopper-random-tiny\.hdf5: batch_size must be a "
                                              r"positive integer, got 0$"),
+    ("two files of one stem", r"^error: --datasets names .*hopper-random-tiny\.hdf5' and .*elsewhere/"
+                              r"hopper-random-tiny\.hdf5', which share the run directories of 'hopper-random-tiny'"),
+    ("an algorithm twice", r"^error: --algos names 'bc' and 'bc', which share the run directories of 'bc'"),
 ])
 def test_results_refuses_bad_arguments_before_training(tmp_path, hopper_random_file, capsys, monkeypatch, case,
                                                        pattern):
     """Bug: --resamples 0 and a --doc without markers failed with a traceback after all the training; --out a file
-    with a traceback; --seeds two printed 7 lines of usage; a bad --set value for td3_bc after BC had trained."""
+    with a traceback; --seeds two printed 7 lines of usage; a bad --set value for td3_bc after BC had trained; two
+    dataset files of one stem share one run directory (the second failed after the first trained, and a rerun
+    reported the first's run for both); a name given twice failed after training it once."""
     from test_bad_inputs import assert_refused, snapshot
 
     monkeypatch.setattr(results, "train_one", lambda *a, **k: pytest.fail("trained before refusing"))
     (tmp_path / "NOTES.md").write_text("# notes without the results block\n")
     (tmp_path / "taken").write_text("a file\n")
+    twin = shutil.copy(hopper_random_file, (tmp_path / "elsewhere").mkdir() or tmp_path / "elsewhere")
     argv = ["--algos", "bc,td3_bc", "--datasets", str(hopper_random_file), "--steps", "20", "--eval-every", "10",
             "--out", str(tmp_path / "out")]
     argv += {"--resamples 0": ["--resamples", "0"], "--doc without markers": ["--doc", str(tmp_path / "NOTES.md")],
              "--out a file": ["--out", str(tmp_path / "taken")], "--seeds two": ["--seeds", "two"],
              "--seed -1": ["--seed", "-1"], "a bad value for the second algorithm": ["--set", "td3_bc.batch_size=0"],
-             }[case]
+             "two files of one stem": ["--datasets", f"{hopper_random_file},{twin}"], "an algorithm twice":
+             ["--algos", "bc,td3_bc,bc"]}[case]
     before = snapshot(tmp_path)
     status, out, err = call(argv, capsys)
     assert_refused(status, err, pattern)
