@@ -157,8 +157,8 @@ def main(argv=None) -> int:
         print(f"error: {e}{kept}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Interrupted as e:
-        e.detail = (f"the evaluation is written ({out}), its videos are not all" if out is not None and args.video
-                    else f"the evaluation is written ({out})" if out is not None else "nothing was written")
+        written = f"the evaluation is written ({out})" if out is not None else "nothing was written"
+        e.detail = f"{written}, not all of its videos were made" if out is not None and args.video else written
         print(e, file=sys.stderr)
         return e.status
     print(f"written: {out}")
