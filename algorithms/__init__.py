@@ -13,14 +13,14 @@ from common.runs import load_run as _load_run
 METHODS = ("td3_bc", "cql", "misa")
 
 
-def make_agent_for(name: str):
-    """The `make_agent` of algorithms/<name>.py; RunError when `name` is not one of this project's methods."""
+def method_for(name: str):
+    """The `METHOD` of algorithms/<name>.py; RunError when `name` is not one of this project's methods."""
     if name not in METHODS:
         raise RunError(f"the checkpoint names algorithm {name!r}, which is not a method of this project "
                        f"({', '.join(METHODS)})")
-    return importlib.import_module(f"algorithms.{name}").METHOD.make_agent
+    return importlib.import_module(f"algorithms.{name}").METHOD
 
 
 def load_run(run_dir, checkpoint: int | None = None, dataset=None):
     """common.runs.load_run with this project's methods; see there."""
-    return _load_run(run_dir, make_agent_for, checkpoint, dataset)
+    return _load_run(run_dir, method_for, checkpoint, dataset)

@@ -71,21 +71,41 @@ def latest(run_dir: Path) -> Path | None:
     return max(complete, key=lambda p: int(p.name.split("_")[1]), default=None)
 
 
-def restore(path: Path, template, expected_meta: dict):
-    """Loads a checkpoint into the structure of `template`; checks algorithm and shapes first."""
+def read(path: Path) -> tuple[dict, dict]:
+    """(meta, raw state) of a checkpoint, its two files read one right after the other; CheckpointError when
+    unreadable. FileNotFoundError passes through: the checkpoint went away (rotated out by its run, say)."""
     try:
-        meta = json.loads((path / "meta.json").read_text())
-    except (OSError, ValueError) as e:
+        text, state = (path / "meta.json").read_text(), (path / "state.msgpack").read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise CheckpointError(f"checkpoint {path} is unreadable ({Path(e.filename or '').name}: "
+                              f"{e.strerror or e})") from None
+    try:
+        meta = json.loads(text)
+    except ValueError as e:
         raise CheckpointError(f"checkpoint {path} is unreadable (meta.json: {str(e).splitlines()[0]})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"checkpoint {path} is unreadable (meta.json holds no JSON object)")
+    try:
+        raw = flax.serialization.msgpack_restore(state)
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"checkpoint {path} is unreadable (state.msgpack: {str(e).splitlines()[0]})") from None
+    return meta, raw
+
+
+def restore(path: Path, template, expected_meta: dict, checkpoint: tuple[dict, dict] | None = None):
+    """Loads a checkpoint (or the `read` of it given) into the structure of `template`; checks `expected_meta`
+    (algorithm, members, ...) and the shapes first."""
+    try:
+        meta, raw = checkpoint if checkpoint is not None else read(path)
+    except FileNotFoundError as e:
+        raise CheckpointError(f"checkpoint {path} is unreadable ({e.strerror}: {e.filename})") from None
     for key, value in expected_meta.items():
         if meta.get(key) != value:
             raise CheckpointError(
                 f"checkpoint {path} was written with {key}={meta.get(key)!r}, this run has {key}={value!r}"
             )
-    try:
-        raw = flax.serialization.msgpack_restore((path / "state.msgpack").read_bytes())
-    except (OSError, ValueError, TypeError) as e:
-        raise CheckpointError(f"checkpoint {path} is unreadable (state.msgpack: {str(e).splitlines()[0]})") from None
     template_host = jax.device_get(template)
     expected = flax.serialization.to_state_dict(template_host)
     _check_same_structure(expected, raw, path)
@@ -130,6 +150,16 @@ def dataset_fingerprint(transitions) -> str:
     return digest.hexdigest()
 
 
+def check_dataset(where: str, recorded_sha256: str, current_sha256: str, refusal: str) -> None:
+    """The one dataset identity check (a resume, `load_run`): the arrays now must be the ones `where` (a
+    checkpoint, a run) was trained on, by their `dataset_fingerprint`; CheckpointError starting with `refusal`."""
+    if recorded_sha256 != current_sha256:
+        raise CheckpointError(
+            f"{refusal}: the dataset's content differs from the one {where} was trained on "
+            f"(sha256 {recorded_sha256[:12]}... there, {current_sha256[:12]}... now)"
+        )
+
+
 def config_identity(config: dict) -> dict:
     """The computation-changing fields of a config dict, flattened to dotted names with JSON values."""
     flat = {}
@@ -161,11 +191,7 @@ def check_identity(where: str, recorded: dict, current: dict, allowed=()) -> lis
     """
     if recorded.get("dataset_sha256") is None or "config" not in recorded:
         raise CheckpointError(f"{where} records no dataset fingerprint or config, so this resume cannot be checked")
-    if recorded["dataset_sha256"] != current["dataset_sha256"]:
-        raise CheckpointError(
-            f"resume refused: the dataset's content differs from the one {where} was trained on "
-            f"(sha256 {recorded['dataset_sha256'][:12]}... there, {current['dataset_sha256'][:12]}... now)"
-        )
+    check_dataset(where, recorded["dataset_sha256"], current["dataset_sha256"], "resume refused")
     old, new = recorded["config"], current["config"]
     changed = [name for name in sorted(set(old) | set(new)) if old.get(name, "<absent>") != new.get(name, "<absent>")]
     diff = [f"{name} {_show(old.get(name, '<absent>'))} -> {_show(new.get(name, '<absent>'))}" for name in changed]

@@ -1,8 +1,9 @@
 """Evaluation: every episode of every run at once, one jitted call of the vmapped policy per env step.
 
 Runs (seeds x hyperparameter values) are the leading axis of the policy parameters; each run gets
-`episodes` gymnasium envs. Env seeds depend only on (seed, evaluation round, episode), so a resumed
-run evaluates exactly as an uninterrupted one.
+`episodes` gymnasium envs. Env seeds depend only on (seed, evaluation round, the member's place in its run,
+episode), so a resumed run evaluates exactly as an uninterrupted one, and a member evaluated alone exactly as
+in the evaluation of all.
 
 What is evaluated, and how it is scored, is one `EvalSetup` per dataset: `common.domains.setup_for_dataset`
 picks it (D4RL protocol for D4RL files, the dataset's own env spec and reference scores for Minari, the env id
@@ -109,7 +110,8 @@ def check_env_matches(env: gym.Env, env_id: str, obs_dim: int, act_dim: int) -> 
 
 def episode_seed(seed: int, round_index: int, episode: int) -> int:
     """The env seed of one evaluation episode: a function of (seed, evaluation round, episode) only, so that a
-    resumed run, a reloaded run and a film evaluate the same episodes."""
+    resumed run, a reloaded run and a film evaluate the same episodes. In an Evaluator, member m's episode e is
+    episode m * episodes + e (m: the member's place in the run's member list, whoever is evaluated with it)."""
     return int(seed * 1_000_003 + round_index * 10_007 + episode)
 
 
@@ -128,14 +130,21 @@ def to_env_action(actions, low, high) -> np.ndarray:
 
 
 class Evaluator:
-    """evaluate(policy_params, round_index) -> episode returns of shape (num_runs, episodes)."""
+    """evaluate(policy_params, round_index) -> episode returns of shape (num_runs, episodes).
+
+    `members`: the place of each evaluated run in its run's member list (default: all, in order), which picks its
+    episodes' env seeds: member m's episode e is episode_seed(seed, round, m * episodes + e)."""
 
     def __init__(self, setup: EvalSetup | str, act_fn, num_runs: int, episodes: int, obs_dim: int, act_dim: int,
-                 seed: int):
+                 seed: int, members=None):
         if isinstance(setup, str):
             setup = domains.setup_for_env(setup, "config.env", domains.locomotion_reference(setup), "", obs_dim)
         self.setup, self.env_id = setup, setup.env_id
         self.num_runs, self.episodes, self.seed = num_runs, episodes, seed
+        members = list(range(num_runs)) if members is None else [int(m) for m in members]
+        if len(members) != num_runs:
+            raise ValueError(f"Evaluator: {len(members)} member places for {num_runs} runs")
+        self.episode_indices = [m * episodes + e for m in members for e in range(episodes)]
         self.envs = [make_env(setup)]
         check_env_matches(self.envs[0], self.env_id, obs_dim, act_dim)
         self.envs += [make_env(setup) for _ in range(num_runs * episodes - 1)]
@@ -148,7 +157,7 @@ class Evaluator:
         n = len(self.envs)
         obs = np.stack([
             np.asarray(env.reset(seed=episode_seed(self.seed, round_index, i))[0], np.float32)
-            for i, env in enumerate(self.envs)
+            for i, env in zip(self.episode_indices, self.envs)
         ])
         returns = np.zeros(n)
         alive = np.ones(n, bool)

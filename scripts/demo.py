@@ -7,6 +7,8 @@ finishes in minutes on a CPU; the config says why that dataset and budget); it p
 before training, a progress bar with the latest score while training, and at the end a table: the trained
 policy's normalised score, the dataset's own (the mean return of its episodes, and its best episode's) and a
 uniform random policy's (measured here with the same number of episodes), then the curve file and how to use the run.
+Before training it checks what the table needs: a run name below log_dir, a dataset of episodes (not a file of
+shuffled transitions) and an evaluation env. Exit status: as algorithms/misa.py's (0 done, 2 bad input in one line).
 """
 
 from __future__ import annotations
@@ -77,6 +79,25 @@ def comparison_table(summary: dict, dataset, episodes: int, seed: int, env: str 
     return "\n".join(lines)
 
 
+def check_inputs(config):
+    """The demo's own needs, before training: a run name below log_dir (the table reads the run from there), a
+    dataset of episodes (their returns are a row of the table) and an evaluation env (the random policy's row).
+    Returns the dataset; ConfigError or DatasetError (one line) otherwise."""
+    name = Path(config.run_name)
+    if not config.run_name or name.is_absolute() or not name.parts or ".." in name.parts:
+        raise experiment.ConfigError(f"--config.run_name must name a directory below log_dir (not empty, '.', '..' "
+                                     f"or absolute), got {config.run_name!r}")
+    dataset = load_dataset(config.dataset, env_id=config.env or None)
+    if not len(dataset.episode_returns):
+        raise DatasetError(f"{dataset.source} has no complete episodes (a transitions file: its rows are not in "
+                           "episode order), and the demo compares the policy with the dataset's episodes; train on "
+                           "it with algorithms/misa.py instead")
+    if setup_for_dataset(dataset, config.env) is None:
+        raise experiment.ConfigError(f"cannot infer the evaluation env of dataset '{config.dataset}': set "
+                                     "--config.env")
+    return dataset
+
+
 def main(argv=None) -> int:
     overrides = list(sys.argv[1:] if argv is None else argv)
     run_name = time.strftime("demo_misa_%Y%m%d_%H%M%S")
@@ -86,7 +107,8 @@ def main(argv=None) -> int:
     args = ["misa", f"--config={CONFIG}", *defaults, *overrides]
     try:
         config = experiment.parse_config(args, "configs/misa_mujoco.py")
-    except experiment.ConfigError as e:
+        dataset = check_inputs(config)
+    except (experiment.ConfigError, DatasetError) as e:
         print(f"error: {e}", file=sys.stderr)
         return experiment.EXIT_BAD_INPUT
     print(f"MISA demo on the shipped dataset '{config.dataset}': {config.total_steps} gradient steps, "
@@ -99,11 +121,6 @@ def main(argv=None) -> int:
         return code
     run_dir = Path(config.log_dir).expanduser() / config.run_name
     summary = json.loads((run_dir / "summary.json").read_text())
-    try:
-        dataset = load_dataset(config.dataset, env_id=config.env or None)
-    except DatasetError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return experiment.EXIT_BAD_INPUT
     print(f"\nwall time {time.perf_counter() - t0:.0f} s; scores on {summary['env']} (D4RL-normalised):")
     print(comparison_table(summary, dataset, config.eval_episodes, config.seed, config.env))
     if (run_dir / "curves.png").exists():

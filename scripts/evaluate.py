@@ -4,10 +4,13 @@
                                [--env Hopper-v5] [--member K] [--video DIR] [--video-episodes 2]
 
 Loads the latest checkpoint (or the one at STEP) with common/runs.py, evaluates every member (or member K,
-0-based, in the order of the run's members) with the project's evaluator, prints returns and D4RL-normalised
-scores, and writes run_dir/evaluations/<UTC time>.json; nothing else in the run directory is touched.
-`--video DIR` also writes one MP4 (GIF without imageio-ffmpeg) per member, rendered offscreen.
-Exit status: 0 done; 2 bad input (one line on stderr).
+0-based, in the order of the run's members; a member gets the same episodes alone as beside the others) with the
+project's evaluator, prints returns and D4RL-normalised scores, and writes run_dir/evaluations/<UTC time>.json
+(atomically); nothing else in the run directory is touched. A run that is still training can be evaluated.
+`--video DIR` also writes one MP4 (GIF without imageio-ffmpeg) per member, rendered offscreen, after the
+evaluation's file (a new name beside any video already there).
+Exit status: 0 done; 2 bad input (one line on stderr; every argument and the video directory are checked before
+evaluating); 130 / 143 interrupted by SIGINT / SIGTERM (one line: what was written).
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ import numpy as np  # noqa: E402
 from algorithms import load_run  # noqa: E402
 from common.checkpoints import CheckpointError  # noqa: E402
 from common.errors import DatasetError  # noqa: E402
+from common.experiment.errors import Interrupted  # noqa: E402
+from common.experiment.preemption import Preemption  # noqa: E402
 from common.logger import write_json_atomic  # noqa: E402
-from common.runs import RunError, member_label, write_video  # noqa: E402
+from common.runs import RunError, check_writable_dir, member_label, write_video  # noqa: E402
 
 EXIT_BAD_INPUT = 2
 
@@ -54,6 +59,8 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error(f"--episodes must be >= 1, got {args.episodes}")
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0, got {args.seed}")
     if args.video_episodes < 1:
         parser.error(f"--video-episodes must be >= 1, got {args.video_episodes}")
     return args
@@ -61,9 +68,7 @@ def parse_args(argv):
 
 def evaluations_file(run_dir: Path) -> Path:
     """A new name run_dir/evaluations/<UTC time>.json; RunError when it could not be written."""
-    folder = run_dir / "evaluations"
-    if not os.access(folder if folder.is_dir() else run_dir, os.W_OK):
-        raise RunError(f"cannot write {folder} (permission denied)")
+    folder = check_writable_dir(run_dir / "evaluations", "the evaluations folder")
     stem = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     path, n = folder / f"{stem}.json", 1
     while path.exists():
@@ -87,34 +92,25 @@ def table(result) -> str:
     return "\n".join(lines)
 
 
-def film(run, members, args) -> list[str]:
+def film(run, members, args, video_dir: Path) -> list[str]:
     """One video per member: `--video-episodes` episodes back to back."""
     paths = []
     for k in members:
-        frames, fps, returns = run.render(k, episodes=args.video_episodes, seed=args.seed, env=args.env or None)
-        stem = Path(args.video).expanduser() / f"{run.run_dir.name}_step{run.step}_member{k}"
-        path = write_video(frames, fps, stem)
+        try:
+            frames, fps, returns = run.render(k, episodes=args.video_episodes, seed=args.seed, env=args.env or None)
+        except (RunError, DatasetError):
+            raise
+        except Exception as e:  # noqa: BLE001 - the renderer's own errors (no OpenGL, MUJOCO_GL unknown, ...)
+            raise RunError(f"cannot render member {k}: {type(e).__name__}: {str(e).strip().splitlines()[0]}") \
+                from None
+        path = write_video(frames, fps, video_dir / f"{run.run_dir.name}_step{run.step}_member{k}")
         print(f"video: {path} ({len(frames)} frames, episode returns {', '.join(f'{r:.1f}' for r in returns)})")
         paths.append(str(path))
     return paths
 
 
-def main(argv=None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        run = load_run(args.run, args.checkpoint)
-        members = list(range(len(run.members))) if args.member is None else [run.member_index(args.member)]
-        out = evaluations_file(run.run_dir)
-        result = run.evaluate(args.episodes, seed=args.seed, env=args.env or None, members=members)
-        print(f"{run.algorithm} on {run.config.dataset}, checkpoint step {run.step}, evaluated on {result.env}: "
-              f"{args.episodes} episode(s) per member, seed {args.seed}")
-        print(table(result))
-        videos = film(run, members, args) if args.video else []
-    except (RunError, DatasetError, CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    out.parent.mkdir(exist_ok=True)
-    write_json_atomic(out, {
+def record(run, members, result, videos) -> dict:
+    return {
         "run_dir": str(run.run_dir),
         "algorithm": run.algorithm,
         "dataset": run.config.dataset,
@@ -131,7 +127,40 @@ def main(argv=None) -> int:
             for k, member, returns, scores in zip(members, result.members, result.returns, result.scores)
         ],
         "videos": videos,
-    })
+    }
+
+
+def main(argv=None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    out = None  # the evaluation's file, once written
+    try:
+        with Preemption() as preemption:
+            video_dir = check_writable_dir(args.video, "--video") if args.video else None
+            run = load_run(args.run, args.checkpoint)
+            members = list(range(len(run.members))) if args.member is None else [run.member_index(args.member)]
+            path = evaluations_file(run.run_dir)
+            result = run.evaluate(args.episodes, seed=args.seed, env=args.env or None, members=members)
+            preemption.check()
+            print(f"{run.algorithm} on {run.config.dataset}, checkpoint step {run.step}, evaluated on {result.env}: "
+                  f"{args.episodes} episode(s) per member, seed {args.seed}")
+            print(table(result))
+            path.parent.mkdir(exist_ok=True)
+            written = record(run, members, result, [])
+            write_json_atomic(path, written)
+            out = path
+            if video_dir is not None:  # the evaluation is kept whatever happens to the films
+                written["videos"] = film(run, members, args, video_dir)
+                write_json_atomic(out, written)
+            preemption.check()
+    except (RunError, DatasetError, CheckpointError) as e:
+        kept = f" (the evaluation is written: {out})" if out is not None else ""
+        print(f"error: {e}{kept}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Interrupted as e:
+        written = f"the evaluation is written ({out})" if out is not None else "nothing was written"
+        e.detail = f"{written}, not all of its videos were made" if out is not None and args.video else written
+        print(e, file=sys.stderr)
+        return e.status
     print(f"written: {out}")
     return 0
 

@@ -9,7 +9,13 @@ with its config file's settings for that dataset plus the stated budget. Resumab
 summary.json exists is not trained again (delete its directory to redo it); an unfinished run continues
 from its latest checkpoint (one is written at every evaluation), so a stopped or preempted sweep loses at
 most one interval per run; a run that diverged is recorded in failed.json and skipped too unless
---retry-failed (then it starts again from step 0). Writes into --out:
+--retry-failed (then it starts again from step 0). A run is reused or continued only with the settings it
+was trained with (budget, --set values, the config file's): another budget is refused before anything
+trains (use another --out). Every argument, config and dataset is checked before the first run trains.
+The report states the budget the runs were trained with (their config.json, summary.json, history.jsonl);
+--report-only refuses runs that disagree on it, and budget options that disagree with the runs'.
+Exit status: 0 done; 2 bad input (one line on stderr); 128 + the signal's number when interrupted.
+Writes into --out:
   results.md    tables: final and best normalised scores (mean ± std over seeds) per dataset x algorithm,
                 and per algorithm the IQM and mean over all (dataset, seed) final scores with stratified
                 bootstrap 95% CIs (common/stats.py)
@@ -27,6 +33,7 @@ import ast
 import importlib
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -39,8 +46,10 @@ from common.checkpoints import CheckpointError
 from common.datasets import load_dataset, shipped_datasets
 from common.errors import DatasetError
 from common.experiment import ConfigError, Interrupted
+from common.experiment.configuration import validate_shared
 from common.hardware import device_info
-from common.logger import read_eval, write_json_atomic
+from common.logger import read_eval, read_history, write_json_atomic
+from common.runs import RunError, check_writable_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,10 +70,21 @@ ALGORITHMS = {
 }
 MARKER_BEGIN, MARKER_END = "<!-- results:begin -->", "<!-- results:end -->"
 EARLIER_WALL = "earlier_wall.json"  # in a run directory: wall seconds and machines of its earlier attempts
+# The budget: config field -> (command-line option, its default).
+BUDGET = {"num_seeds": ("--seeds", 5), "total_steps": ("--steps", 100_000), "eval_every": ("--eval-every", 10_000),
+          "eval_episodes": ("--eval-episodes", 10), "seed": ("--seed", 0)}
 
 
 class SweepError(ValueError):
     """Bad command-line input (one line)."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument error in one line (as scripts/evaluate.py's), exit status 2."""
+
+    def error(self, message):
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -100,8 +120,8 @@ def parse_sets(items: list[str]) -> list[tuple[str | None, str, object]]:
     return out
 
 
-def build_config(algo: str, dataset: str, args, sets, fresh: bool = False) -> object:
-    """The config file's settings for `dataset`, the algorithm's overrides, the budget, then --set values."""
+def file_config(algo: str, dataset: str):
+    """The config file's settings for `dataset` with the algorithm's overrides (no budget, no --set)."""
     spec = ALGORITHMS[algo]
     module = importlib.import_module(spec.config_module)
     try:
@@ -109,9 +129,17 @@ def build_config(algo: str, dataset: str, args, sets, fresh: bool = False) -> ob
     except Exception:  # a config file may reject a variant it does not know (e.g. a path): use its defaults
         config = module.get_config()
     config.dataset = dataset
+    for field, value in spec.overrides.items():
+        config[field] = value
+    return config
+
+
+def build_config(algo: str, dataset: str, args, sets, fresh: bool = False) -> object:
+    """The config file's settings for `dataset`, the algorithm's overrides, the budget, then --set values."""
+    config = file_config(algo, dataset)
     budget = {"num_seeds": args.seeds, "total_steps": args.steps, "eval_every": args.eval_every,
               "eval_episodes": args.eval_episodes, "seed": args.seed, "checkpoint_every": args.eval_every}
-    for field, value in {**spec.overrides, **budget}.items():
+    for field, value in budget.items():
         config[field] = value
     for target, field, value in sets:
         if target in (None, algo) and field in config:
@@ -169,7 +197,7 @@ def train_one(algo: str, dataset_name: str, dataset, args, sets, fresh: bool = F
 def run_sweep(algos: list[str], datasets: list[str], args, sets) -> None:
     """Trains every missing (algorithm, dataset) run, dataset by dataset (each dataset is loaded once).
 
-    Every dataset with a run to do is loaded once up front, so that a bad name fails before hours of training.
+    The arguments, every config and every dataset to train on were checked before (`check_sweep`).
     """
     todo = {}
     for dataset_name in datasets:
@@ -182,8 +210,6 @@ def run_sweep(algos: list[str], datasets: list[str], args, sets) -> None:
                       "--retry-failed trains it again)", flush=True)
             else:
                 todo.setdefault(dataset_name, []).append(algo)
-    for dataset_name in todo:
-        load_dataset(dataset_name)
     for dataset_name, dataset_algos in todo.items():
         dataset = load_dataset(dataset_name)
         for algo in dataset_algos:
@@ -199,12 +225,127 @@ def run_sweep(algos: list[str], datasets: list[str], args, sets) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
+# Checks: every input before training; a run is reused only with the settings it was trained with
+# ------------------------------------------------------------------------------------------------
+
+
+def recorded_config(run_dir: Path) -> dict | None:
+    """The config a run trains with: its config.json as its latest resume changed it (history.jsonl); None when
+    it has no config.json."""
+    config = _read_json(run_dir / "config.json")
+    for entry in read_history(run_dir) if config is not None else []:
+        if entry.get("event") == "resume" and isinstance(entry.get("config"), dict):
+            config = entry["config"]
+    return config
+
+
+def settings(config: dict) -> dict:
+    """What a run's numbers depend on: its computation-changing config fields, and total_steps."""
+    return {**checkpoints.config_identity(config), "total_steps": config.get("total_steps")}
+
+
+def shown(values: dict, fields: list[str]) -> str:
+    return ", ".join(f"{field}={values.get(field, '<absent>')!r}" for field in fields)
+
+
+def reused(run_dir: Path, retry_failed: bool) -> bool:
+    """Whether this command would use a run as it is (finished, diverged and not retried) or continue it."""
+    if (run_dir / "failed.json").exists():
+        return not retry_failed
+    return (run_dir / "summary.json").exists() or checkpoints.latest(run_dir) is not None
+
+
+def check_reuse(run_dir: Path, recorded: dict, asked: dict, fields=None) -> None:
+    """Refuses a run trained with other settings than `asked` (the `fields` of them given; default all)."""
+    old, new = settings(recorded), settings(asked)
+    changed = [f for f in sorted(set(old) | set(new) if fields is None else fields)
+               if old.get(f, "<absent>") != new.get(f, "<absent>")]
+    if not changed:
+        return
+    if fields is not None:  # --report-only
+        options = sorted({BUDGET[f][0] if f in BUDGET else "--set" for f in changed})
+        how = f"leave {' and '.join(options)} out to report the runs' own settings"
+    elif set(changed) <= set(BUDGET):
+        how = f"pass another --out, or the same budget ({' '.join(f'{BUDGET[f][0]} {old[f]}' for f in changed)})"
+    else:
+        how = "pass another --out, or the run's settings"
+    raise SweepError(f"{run_dir} was trained with {shown(old, changed)}, this command asks {shown(new, changed)}: "
+                     f"{how}")
+
+
+def check_sweep(algos: list[str], datasets: list[str], args, sets) -> None:
+    """Before anything trains: every (algorithm, dataset) config passes the host's and the method's checks, every
+    run to be reused or continued was trained with these settings (with --report-only: the ones given), and
+    every dataset to train on loads."""
+    given = [f for f in BUDGET if f in args.given] + sorted({field for _, field, _ in sets})
+    to_train = set()
+    for algo in algos:
+        method = importlib.import_module(ALGORITHMS[algo].module).METHOD
+        for dataset in datasets:
+            config = build_config(algo, dataset, args, sets)
+            try:
+                if not args.report_only:
+                    validate_shared(config)
+                    method.validate_config(config)
+            except ConfigError as e:
+                raise SweepError(f"{algo} on {dataset}: {e}") from None
+            run_dir = Path(args.out) / "runs" / run_name(algo, dataset)
+            recorded = recorded_config(run_dir)
+            if recorded is not None and (args.report_only or reused(run_dir, args.retry_failed)):
+                check_reuse(run_dir, recorded, config.to_dict(), given if args.report_only else None)
+            if not args.report_only and not (run_dir / "summary.json").exists() and not (
+                    (run_dir / "failed.json").exists() and not args.retry_failed):
+                to_train.add(dataset)
+    for dataset in sorted(to_train):
+        load_dataset(dataset)
+
+
+def runs_budget(out: Path, algos: list[str], datasets: list[str]) -> dict:
+    """The budget the runs under `out` were trained with (their own records), and the config overrides they have
+    beyond their config file's settings; refused when the runs disagree on the budget."""
+    budgets, overrides = {}, {}
+    for algo in algos:
+        for dataset in datasets:
+            run_dir = out / "runs" / run_name(algo, dataset)
+            config = recorded_config(run_dir)
+            if config is None:
+                continue
+            done = _read_json(run_dir / "summary.json") or {}
+            budgets[run_dir] = {**{f: config.get(f) for f in BUDGET}, "total_steps": done.get("total_steps",
+                                                                                              config.get("total_steps"))}
+            own, base = settings(config), settings(file_config(algo, dataset).to_dict())
+            overrides.setdefault(algo, set()).update(f"{f}={own[f]!r}" for f in sorted(own) if f not in BUDGET
+                                                     and own[f] != base.get(f, "<absent>"))
+    if not budgets:
+        raise SweepError(f"nothing to report: no run of {', '.join(algos)} on these datasets under {out / 'runs'}")
+    (first, budget), *rest = budgets.items()
+    for run_dir, other in rest:
+        changed = [f for f in BUDGET if other[f] != budget[f]]
+        if changed:
+            raise SweepError(f"the runs disagree on their budget: {first} has {shown(budget, changed)}, {run_dir} "
+                             f"has {shown(other, changed)}: report them apart (one --out per budget)")
+    common = set.intersection(*overrides.values())
+    listed = sorted(common) + sorted(f"{a}.{o}" for a, items in overrides.items() for o in items - common)
+    return {"num_seeds": budget["num_seeds"], "total_steps": budget["total_steps"], "eval_every": budget["eval_every"],
+            "eval_episodes": budget["eval_episodes"], "first_seed": budget["seed"], "overrides": listed}
+
+
+# ------------------------------------------------------------------------------------------------
 # Report
 # ------------------------------------------------------------------------------------------------
 
 
 def _read_json(path: Path):
-    return json.loads(path.read_text()) if path.exists() else None
+    """The JSON object in `path`, None when there is no such file; SweepError when it is unreadable."""
+    if not path.exists():
+        return None
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise SweepError(f"{path} is unreadable: {str(e).splitlines()[0]}") from None
+    if not isinstance(value, dict):
+        raise SweepError(f"{path} is unreadable: it holds no JSON object")
+    return value
 
 
 def hardware_label(hardware: dict) -> str:
@@ -312,9 +453,10 @@ def write_report(out: Path, algos: list[str], datasets: list[str], budget: dict,
     agg_final = stats.aggregate(final, labels, names, n_resamples=n_resamples)
     agg_best = stats.aggregate(best, labels, names, n_resamples=n_resamples)
     curves, ylabel = learning_curves(runs, algos, datasets)
+    plot = out / ".curves.partial.png"  # every file is renamed into place at the end
     if curves:
-        plot_learning_curves(curves, out / "curves.png", f"{budget['total_steps']} steps, "
-                             f"{budget['num_seeds']} seeds (mean ± std)", ylabel)
+        plot_learning_curves(curves, plot, f"{budget['total_steps']} steps, {budget['num_seeds']} seeds (mean ± std)",
+                             ylabel)
 
     cost_rows = []
     for a in algos:
@@ -372,7 +514,6 @@ def write_report(out: Path, algos: list[str], datasets: list[str], budget: dict,
     if problems or missing:
         lines += ["Notes:", "", *problems, *missing, ""]
     markdown = "\n".join(lines)
-    (out / "results.md").write_text(markdown)
 
     payload = {
         "budget": budget,
@@ -389,8 +530,22 @@ def write_report(out: Path, algos: list[str], datasets: list[str], budget: dict,
         "curve_quantity": ylabel,
         "wall_seconds_total": sum(r.get("wall_seconds") or 0.0 for r in runs.values()),
     }
+    if curves:
+        os.replace(plot, out / "curves.png")
+    write_text_atomic(out / "results.md", markdown)
     write_json_atomic(out / "results.json", _jsonable(payload))
     return payload
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """`text` into a temporary file renamed into place: an interrupt or a full disk leaves the file as it was."""
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def update_doc(doc: Path, out: Path) -> None:
@@ -407,7 +562,7 @@ def update_doc(doc: Path, out: Path) -> None:
     body = body.replace("](curves.png)", f"]({rel.as_posix()})")
     head, rest = text.split(MARKER_BEGIN, 1)
     tail = rest.split(MARKER_END, 1)[1]
-    doc.write_text(f"{head}{MARKER_BEGIN}\n{body}\n{MARKER_END}{tail}")
+    write_text_atomic(doc, f"{head}{MARKER_BEGIN}\n{body}\n{MARKER_END}{tail}")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -416,57 +571,90 @@ def update_doc(doc: Path, out: Path) -> None:
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--algos", default=",".join(ALGORITHMS), help=f"comma list of {', '.join(ALGORITHMS)}")
     parser.add_argument("--datasets", default="", help="comma list of dataset names or paths (default: shipped ones)")
-    parser.add_argument("--seeds", type=int, default=5, help="seeds per (algorithm, dataset), vmapped in one process")
-    parser.add_argument("--seed", type=int, default=0, help="first seed")
-    parser.add_argument("--steps", type=int, default=100_000, help="gradient steps per run")
-    parser.add_argument("--eval-every", type=int, default=10_000, help="gradient steps between evaluations")
-    parser.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation and seed")
+    parser.add_argument("--seeds", type=int, help="seeds per (algorithm, dataset), vmapped in one process (5)")
+    parser.add_argument("--seed", type=int, help="first seed (0)")
+    parser.add_argument("--steps", type=int, help="gradient steps per run (100000)")
+    parser.add_argument("--eval-every", type=int, help="gradient steps between evaluations (10000)")
+    parser.add_argument("--eval-episodes", type=int, help="episodes per evaluation and seed (10)")
     parser.add_argument("--out", default="results", help="output directory")
     parser.add_argument("--set", action="append", default=[], metavar="[ALGO.]FIELD=VALUE",
                         help="config override for every algorithm that has FIELD (or only ALGO); repeatable")
     parser.add_argument("--retry-failed", action="store_true", help="train runs that diverged before again")
-    parser.add_argument("--report-only", action="store_true", help="only rebuild the tables and plots")
+    parser.add_argument("--report-only", action="store_true", help="only rebuild the tables and plots, stating the "
+                        "runs' own budget (a budget option given must agree with it)")
     parser.add_argument("--doc", default="", help="also fill the results block of this Markdown file")
     parser.add_argument("--resamples", type=int, default=stats.DEFAULT_RESAMPLES, help="bootstrap resamples")
     parser.add_argument("--device-name", default=None, help="label of this machine in the report")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.given = set()  # the budget fields given on the command line
+    for field, (option, default) in BUDGET.items():
+        name = option[2:].replace("-", "_")
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+        else:
+            args.given.add(field)
+    return args
+
+
+def check_args(args) -> tuple[list[str], list[str], list]:
+    """(algorithms, datasets, --set values) once every argument is valid; SweepError (one line) otherwise."""
+    algos = [a.strip() for a in args.algos.split(",") if a.strip()]
+    unknown = [a for a in algos if a not in ALGORITHMS]
+    if unknown or not algos:
+        raise SweepError(f"unknown algorithm(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(ALGORITHMS)}")
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] or shipped_datasets()
+    if not datasets:
+        raise SweepError("no dataset given and none shipped under data/: pass --datasets a,b,c")
+    for option, names, key in (("--algos", algos, str), ("--datasets", datasets, dataset_key)):
+        seen = {}
+        for name in names:  # one run directory per (algorithm, dataset): two names for one would share it
+            if key(name) in seen:
+                raise SweepError(f"{option} names {seen[key(name)]!r} and {name!r}, which share the run directories "
+                                 f"of '{key(name)}'; give each once (rename a file whose stem another has)")
+            seen[key(name)] = name
+    for name, value in (("--seeds", args.seeds), ("--steps", args.steps), ("--eval-every", args.eval_every)):
+        if value < 1:
+            raise SweepError(f"{name} must be a positive integer, got {value}")
+    if args.steps % args.eval_every and not args.report_only:
+        raise SweepError(f"--steps ({args.steps}) must be a multiple of --eval-every ({args.eval_every})")
+    if args.eval_episodes < 0:
+        raise SweepError(f"--eval-episodes must be >= 0, got {args.eval_episodes}")
+    if args.resamples < 1:
+        raise SweepError(f"--resamples must be >= 1, got {args.resamples}")
+    sets = parse_sets(args.set)
+    for target, field, _ in sets:
+        configs = [importlib.import_module(ALGORITHMS[a].config_module).get_config() for a in algos
+                   if target in (None, a)]
+        if not any(field in c for c in configs):
+            raise SweepError(f"--set {field}: no selected algorithm's config has this field")
+    if args.doc:
+        doc = Path(args.doc)
+        if not doc.is_file():
+            raise SweepError(f"--doc {args.doc}: no such file")
+        text = doc.read_text()
+        if MARKER_BEGIN not in text or MARKER_END not in text:
+            raise SweepError(f"--doc {doc} has no '{MARKER_BEGIN}' ... '{MARKER_END}' block to fill")
+        if not os.access(doc, os.W_OK):
+            raise SweepError(f"--doc {doc} cannot be written (permission denied)")
+    check_writable_dir(args.out, "--out")
+    return algos, datasets, sets
 
 
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    out = Path(args.out)
     try:
-        algos = [a.strip() for a in args.algos.split(",") if a.strip()]
-        unknown = [a for a in algos if a not in ALGORITHMS]
-        if unknown or not algos:
-            raise SweepError(f"unknown algorithm(s) {', '.join(unknown) or '(none)'}; "
-                             f"choose from {', '.join(ALGORITHMS)}")
-        datasets = [d.strip() for d in args.datasets.split(",") if d.strip()] or shipped_datasets()
-        if not datasets:
-            raise SweepError("no dataset given and none shipped under data/: pass --datasets a,b,c")
-        for name, value in (("--seeds", args.seeds), ("--steps", args.steps), ("--eval-every", args.eval_every)):
-            if value < 1:
-                raise SweepError(f"{name} must be a positive integer, got {value}")
-        if args.steps % args.eval_every:
-            raise SweepError(f"--steps ({args.steps}) must be a multiple of --eval-every ({args.eval_every})")
-        if args.eval_episodes < 0:
-            raise SweepError(f"--eval-episodes must be >= 0, got {args.eval_episodes}")
-        sets = parse_sets(args.set)
-        for target, field, _ in sets:
-            configs = [importlib.import_module(ALGORITHMS[a].config_module).get_config() for a in algos
-                       if target in (None, a)]
-            if not any(field in c for c in configs):
-                raise SweepError(f"--set {field}: no selected algorithm's config has this field")
-        if args.doc and not Path(args.doc).is_file():
-            raise SweepError(f"--doc {args.doc}: no such file")
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
+        algos, datasets, sets = check_args(args)
+        check_sweep(algos, datasets, args, sets)
         started = time.perf_counter()
         if not args.report_only:
+            out.mkdir(parents=True, exist_ok=True)
             run_sweep(algos, datasets, args, sets)
-    except (SweepError, DatasetError, ConfigError, CheckpointError) as e:
+        budget = runs_budget(out, algos, datasets)
+    except (SweepError, RunError, DatasetError, ConfigError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except Interrupted as e:  # SIGTERM / SIGINT: the run under way saved its last interval
@@ -476,12 +664,16 @@ def main(argv=None) -> int:
         print("interrupted by SIGINT before a run started; the same command continues the sweep", file=sys.stderr)
         return 130
 
-    budget = {"num_seeds": args.seeds, "total_steps": args.steps, "eval_every": args.eval_every,
-              "eval_episodes": args.eval_episodes, "first_seed": args.seed,
-              "overrides": [f"{a + '.' if a else ''}{f}={v!r}" for a, f, v in sets]}
-    payload = write_report(out, algos, datasets, budget, args.resamples)
-    if args.doc:
-        update_doc(Path(args.doc), out)
+    try:
+        payload = write_report(out, algos, datasets, budget, args.resamples)
+        if args.doc:
+            update_doc(Path(args.doc), out)
+    except KeyboardInterrupt:
+        print("interrupted by SIGINT: while writing the report (each of its files is the previous or the new one, "
+              "whole); the runs are complete: rerun with --report-only", file=sys.stderr)
+        return 130
+    finally:
+        (out / ".curves.partial.png").unlink(missing_ok=True)
     print((out / "results.md").read_text())
     print(f"written: {out / 'results.md'}, {out / 'results.json'}" + (", " + str(out / "curves.png")
           if payload["curves"] else "") + f" ({time.perf_counter() - started:.0f} s this call)")

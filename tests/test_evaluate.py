@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # before any renderer starts
 
@@ -79,6 +80,28 @@ def test_evaluate_returns_scores_per_member(run_dir):
     assert result.returns.shape == (1, 1) and result.members == [{"seed": 1}] and result.env == "Hopper-v4"
     expected = 100 * (result.returns - -20.272305) / (3234.3 - -20.272305)  # D4RL's hopper reference returns
     np.testing.assert_allclose(result.scores, expected)
+
+
+def written_record(capsys) -> dict:
+    """The evaluations/<time>.json that evaluate.py's last output line names."""
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("written: "), line
+    return json.loads(Path(line.removeprefix("written: ")).read_text())
+
+
+def test_a_member_evaluated_alone_gets_the_episodes_it_gets_beside_the_others(run_dir, capsys):
+    """Bug: `--member 1` seeded member 1's envs as the first member's (episode index counted over the members
+    evaluated), so its returns differed from its returns in the full evaluation, both files saying seed 0."""
+    assert evaluate.main(["--run", str(run_dir), "--episodes", "2", "--seed", "0"]) == 0
+    full = written_record(capsys)
+    assert evaluate.main(["--run", str(run_dir), "--episodes", "2", "--seed", "0", "--member", "1"]) == 0
+    alone = written_record(capsys)
+    assert [m["member_index"] for m in alone["members"]] == [1] and alone["seed"] == full["seed"] == 0
+    assert alone["members"][0]["returns"] == full["members"][1]["returns"]
+    assert full["members"][0]["returns"] != full["members"][1]["returns"]
+    run = load_run(run_dir)  # the Python API: the same episodes, members in any order
+    both = run.evaluate(episodes=2, seed=0, members=[1, 0]).returns
+    np.testing.assert_array_equal(both, np.asarray([full["members"][1]["returns"], full["members"][0]["returns"]]))
 
 
 def test_evaluate_script_writes_a_new_file_and_touches_nothing_else(run_dir, capsys):

@@ -280,3 +280,148 @@ def test_results_rejects_bad_input_in_one_line(tmp_path, capsys, argv, message):
     assert results.main(argv + ["--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+# ------------------------------------------------------------------------------------------------
+# results.py: every argument checked before training; a budget is the runs' own
+# ------------------------------------------------------------------------------------------------
+
+
+def call(argv, capsys) -> tuple[int, str, str]:
+    """results.main(argv): (exit status, stdout, stderr); an argument error's SystemExit counts as its status."""
+    capsys.readouterr()
+    try:
+        status = results.main(argv)
+    except SystemExit as e:
+        status = e.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.mark.parametrize("case, pattern", [
+    ("--resamples 0", r"^error: --resamples must be >= 1, got 0$"),
+    ("--doc without markers", r"^error: --doc .*NOTES\.md has no '<!-- results:begin -->' \.\.\. "
+                              r"'<!-- results:end -->' block to fill$"),
+    ("--out a file", r"^error: --out .*taken is a file, not a directory$"),
+    ("--seeds two", r"^error: argument --seeds: invalid int value: 'two' \(see --help\)$"),
+    ("--seed -1", r"^error: bc on .*: seed must be an integer in \[0, "),
+    ("a bad value for the second algorithm", r"^error: td3_bc on .*hopper-random-tiny\.hdf5: batch_size must be a "
+                                             r"positive integer, got 0$"),
+    ("two files of one stem", r"^error: --datasets names .*hopper-random-tiny\.hdf5' and .*elsewhere/"
+                              r"hopper-random-tiny\.hdf5', which share the run directories of 'hopper-random-tiny'"),
+    ("an algorithm twice", r"^error: --algos names 'bc' and 'bc', which share the run directories of 'bc'"),
+])
+def test_results_refuses_bad_arguments_before_training(tmp_path, hopper_random_file, capsys, monkeypatch, case,
+                                                       pattern):
+    """Bug: --resamples 0 and a --doc without markers failed with a traceback after all the training; --out a file
+    with a traceback; --seeds two printed 7 lines of usage; a bad --set value for td3_bc after BC had trained; two
+    dataset files of one stem share one run directory (the second failed after the first trained, and a rerun
+    reported the first's run for both); a name given twice failed after training it once."""
+    from test_bad_inputs import assert_refused, snapshot
+
+    monkeypatch.setattr(results, "train_one", lambda *a, **k: pytest.fail("trained before refusing"))
+    (tmp_path / "NOTES.md").write_text("# notes without the results block\n")
+    (tmp_path / "taken").write_text("a file\n")
+    twin = shutil.copy(hopper_random_file, (tmp_path / "elsewhere").mkdir() or tmp_path / "elsewhere")
+    argv = ["--algos", "bc,td3_bc", "--datasets", str(hopper_random_file), "--steps", "20", "--eval-every", "10",
+            "--out", str(tmp_path / "out")]
+    argv += {"--resamples 0": ["--resamples", "0"], "--doc without markers": ["--doc", str(tmp_path / "NOTES.md")],
+             "--out a file": ["--out", str(tmp_path / "taken")], "--seeds two": ["--seeds", "two"],
+             "--seed -1": ["--seed", "-1"], "a bad value for the second algorithm": ["--set", "td3_bc.batch_size=0"],
+             "two files of one stem": ["--datasets", f"{hopper_random_file},{twin}"], "an algorithm twice":
+             ["--algos", "bc,td3_bc,bc"]}[case]
+    before = snapshot(tmp_path)
+    status, out, err = call(argv, capsys)
+    assert_refused(status, err, pattern)
+    assert snapshot(tmp_path) == before
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory, hopper_random_file) -> object:
+    """A finished tiny BC sweep: 1 seed, 20 steps (the fixture's own directory: copy it before changing it)."""
+    out = tmp_path_factory.mktemp("sweep")
+    assert results.main(tiny_sweep(hopper_random_file, out, seeds=1, steps=20)) == 0
+    return out
+
+
+def report_only(data, out) -> list[str]:
+    return ["--report-only", "--algos", "bc", "--datasets", str(data), "--out", str(out), "--resamples", "100"]
+
+
+def test_report_only_states_the_budget_of_the_runs(finished_sweep, hopper_random_file, tmp_path, capsys):
+    """Bug: --report-only headlined its own defaults, 'Budget: 100,000 gradient steps ... 5 seeds', over runs of
+    20 steps and 1 seed, replacing a correct results.md."""
+    from test_bad_inputs import assert_refused, snapshot
+
+    out = shutil.copytree(finished_sweep, tmp_path / "out")
+    (out / "results.md").unlink()
+    status, printed, err = call(report_only(hopper_random_file, out), capsys)
+    assert status == 0, err
+    md = (out / "results.md").read_text()
+    assert md.startswith("Budget: 20 gradient steps, evaluation every 10 steps with 1 episodes, 1 seeds per "), md
+    assert "Config overrides: batch_size=32, hidden_dims=[32, 32]." in md
+    budget = json.loads((out / "results.json").read_text())["budget"]
+    assert (budget["total_steps"], budget["num_seeds"], budget["eval_every"], budget["eval_episodes"]) == (20, 1, 10, 1)
+
+    before = snapshot(out)  # a budget asked explicitly must be the runs'
+    status, printed, err = call(report_only(hopper_random_file, out) + ["--seeds", "5"], capsys)
+    assert_refused(status, err, r"^error: .*runs/bc__hopper-random-tiny was trained with num_seeds=1, this command "
+                                r"asks num_seeds=5: leave --seeds out to report the runs' own settings$")
+    assert snapshot(out) == before
+
+
+def test_a_rerun_with_another_budget_is_refused_before_training(finished_sweep, hopper_random_file, tmp_path, capsys):
+    """Bug: a rerun with other --steps or --seeds skipped the finished runs and reported them under the new
+    budget."""
+    from test_bad_inputs import assert_refused, snapshot
+
+    out = shutil.copytree(finished_sweep, tmp_path / "out")
+    before = snapshot(out)
+    for argv, pattern in [
+        (tiny_sweep(hopper_random_file, out, seeds=2, steps=20),
+         r"num_seeds=1, this command asks num_seeds=2: pass another --out, or the same budget \(--seeds 1\)$"),
+        (tiny_sweep(hopper_random_file, out, seeds=1, steps=40), r"total_steps=20, this command asks total_steps=40"),
+        (tiny_sweep(hopper_random_file, out, seeds=1, steps=20) + ["--set", "hidden_dims=(16, 16)"],
+         r"hidden_dims=\[32, 32\], this command asks hidden_dims=\[16, 16\]: pass another --out, or the run's "
+         r"settings"),
+    ]:
+        status, printed, err = call(argv, capsys)
+        assert_refused(status, err, r"^error: .*runs/bc__hopper-random-tiny was trained with " + pattern)
+        assert "train bc" not in printed
+        assert snapshot(out) == before
+    status, printed, err = call(tiny_sweep(hopper_random_file, out, seeds=1, steps=20), capsys)  # the same: reused
+    assert status == 0 and "skip bc on" in printed, err
+
+
+def test_report_only_refuses_runs_of_different_budgets(finished_sweep, hopper_random_file, tmp_path, capsys):
+    from test_bad_inputs import assert_refused, snapshot
+
+    out = shutil.copytree(finished_sweep, tmp_path / "out")
+    other = shutil.copy(hopper_random_file, tmp_path / "hopper-other.hdf5")
+    assert results.main(tiny_sweep(other, out, seeds=2, steps=20)) == 0
+    before = snapshot(out)
+    argv = ["--report-only", "--algos", "bc", "--datasets", f"{hopper_random_file},{other}", "--out", str(out)]
+    status, printed, err = call(argv, capsys)
+    assert_refused(status, err, r"^error: the runs disagree on their budget: .*bc__hopper-random-tiny has "
+                                r"num_seeds=1, .*bc__hopper-other has num_seeds=2: report them apart")
+    assert snapshot(out) == before
+
+
+def test_an_interrupted_report_leaves_the_previous_one(finished_sweep, hopper_random_file, tmp_path, capsys,
+                                                      monkeypatch):
+    """Bug: Ctrl-C while the report was written printed a traceback, with curves.png already replaced and
+    results.md not yet (the files written one after the other, in place)."""
+    from test_bad_inputs import snapshot
+
+    out = shutil.copytree(finished_sweep, tmp_path / "out")
+    doc = tmp_path / "RESULTS.md"
+    doc.write_text(f"# Results\n{results.MARKER_BEGIN}\nthe earlier table\n{results.MARKER_END}\n")
+    before = snapshot(tmp_path)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(results.stats, "aggregate_table", interrupted)
+    status, printed, err = call(report_only(hopper_random_file, out) + ["--doc", str(doc)], capsys)
+    assert status == 130 and err.startswith("interrupted by SIGINT: ") and err.count("\n") == 1, err
+    assert snapshot(tmp_path) == before
