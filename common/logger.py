@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 
 
-def write_json_atomic(path: Path, payload) -> None:
-    """Strict JSON (NaN and infinities become null), written to a temporary file and renamed into place; the
-    temporary file is removed if writing fails (a full disk, an interrupt)."""
+def write_text_atomic(path: Path, text: str) -> None:
+    """`text` written to a temporary file and renamed into place: an interrupt or a full disk leaves the file as it
+    was (the temporary file is removed)."""
+    path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    text = json.dumps(strict_json(payload), indent=2, default=_json_default, allow_nan=False) + "\n"
     try:
         with open(tmp, "w") as f:
             f.write(text)
@@ -27,6 +27,11 @@ def write_json_atomic(path: Path, payload) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, payload) -> None:
+    """Strict JSON (NaN and infinities become null), written atomically (write_text_atomic)."""
+    write_text_atomic(path, json.dumps(strict_json(payload), indent=2, default=_json_default, allow_nan=False) + "\n")
 
 
 def append_history(run_dir: Path, entry: dict) -> None:

@@ -30,6 +30,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from algorithms import load_run  # noqa: E402
+from common.arguments import OneLineParser  # noqa: E402
 from common.checkpoints import CheckpointError  # noqa: E402
 from common.errors import DatasetError  # noqa: E402
 from common.experiment.errors import Interrupted  # noqa: E402
@@ -38,12 +39,6 @@ from common.logger import write_json_atomic  # noqa: E402
 from common.runs import RunError, check_writable_dir, member_label, write_video  # noqa: E402
 
 EXIT_BAD_INPUT = 2
-
-
-class OneLineParser(argparse.ArgumentParser):
-    def error(self, message):
-        print(f"error: {message} (see --help)", file=sys.stderr)
-        sys.exit(EXIT_BAD_INPUT)
 
 
 def parse_args(argv):

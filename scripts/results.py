@@ -28,7 +28,6 @@ run, never the machine that happens to write the report.
 
 from __future__ import annotations
 
-import argparse
 import ast
 import importlib
 import json
@@ -42,13 +41,14 @@ from typing import NamedTuple
 import numpy as np
 
 from common import checkpoints, stats
+from common.arguments import OneLineParser
 from common.checkpoints import CheckpointError
 from common.datasets import load_dataset, shipped_datasets
 from common.errors import DatasetError
 from common.experiment import ConfigError, Interrupted
 from common.experiment.configuration import validate_shared
 from common.hardware import device_info
-from common.logger import read_eval, read_history, write_json_atomic
+from common.logger import read_eval, read_history, write_json_atomic, write_text_atomic
 from common.runs import RunError, check_writable_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,14 +77,6 @@ BUDGET = {"num_seeds": ("--seeds", 5), "total_steps": ("--steps", 100_000), "eva
 
 class SweepError(ValueError):
     """Bad command-line input (one line)."""
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An argument error in one line (as scripts/evaluate.py's), exit status 2."""
-
-    def error(self, message):
-        print(f"error: {message} (see --help)", file=sys.stderr)
-        sys.exit(2)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -535,17 +527,6 @@ def write_report(out: Path, algos: list[str], datasets: list[str], budget: dict,
     write_text_atomic(out / "results.md", markdown)
     write_json_atomic(out / "results.json", _jsonable(payload))
     return payload
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """`text` into a temporary file renamed into place: an interrupt or a full disk leaves the file as it was."""
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def update_doc(doc: Path, out: Path) -> None:
