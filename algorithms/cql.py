@@ -42,6 +42,9 @@ from common.networks import (
 ALGORITHM = "cql"
 # Hyperparameters a sweep may vary per vmapped run without recompiling.
 SWEEPABLE = ("min_q_weight", "discount", "tau", "target_action_gap", "cql_temp")
+# Where this method's own numbers make sense (experiment.check_ranges; discount, tau, critic_lr: SHARED_RANGES).
+RANGES = {"policy_lr": "(0, inf)", "min_q_weight": "[0, inf)", "alpha_multiplier": "[0, inf)",
+          "cql_temp": "(0, inf)", "action_clip": "(0, 1)"}  # action_clip < 1: log pi is infinite at +-1
 NUM_CRITICS = 2
 CRITIC_OUTPUT_SCALE = 1e-2  # variance scale of the critics' last layer (JaxCQL and the MISA code)
 
@@ -278,13 +281,9 @@ def make_agent(config, dataset: Dataset) -> Agent:
 
 def validate_config(config):
     """Algorithm-specific config checks (one-line errors); the shared ones: common/experiment/configuration.py."""
+    experiment.check_ranges(config, RANGES)
     if config.cql_n_actions < 1:
         raise experiment.ConfigError(f"cql_n_actions must be >= 1, got {config.cql_n_actions}")
-    if config.cql_temp <= 0:
-        raise experiment.ConfigError(f"cql_temp must be > 0, got {config.cql_temp}")
-    if not 0.0 < config.action_clip < 1.0:
-        raise experiment.ConfigError(f"action_clip must lie in (0, 1) (log pi is infinite at +-1), "
-                                     f"got {config.action_clip}")
     if config.bc_steps < 0:
         raise experiment.ConfigError(f"bc_steps must be >= 0, got {config.bc_steps}")
     for name in ("policy_activation", "critic_activation"):

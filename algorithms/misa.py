@@ -35,6 +35,7 @@ from common.agent import Agent, Method, actor_critic_states, hparams_from_config
 from common.datasets import Dataset, Transitions
 from common.losses import alpha_prime_value, critic_td_loss, lagrange_multiplier_loss
 from common.networks import (
+    ACTIVATIONS,
     CriticEnsemble,
     TanhGaussianPolicy,
     critic_from_state_half,
@@ -46,6 +47,10 @@ from common.networks import (
 ALGORITHM = "misa"
 # Hyperparameters a sweep may vary per vmapped run without recompiling.
 SWEEPABLE = ("min_q_weight", "bc_weight", "unbiased_weight", "discount", "tau", "target_action_gap")
+# Where this method's own numbers make sense (experiment.check_ranges; discount, tau, critic_lr: SHARED_RANGES).
+RANGES = {"policy_lr": "(0, inf)", "alpha_lr": "(0, inf)", "min_q_weight": "[0, inf)", "bc_weight": "[0, inf)",
+          "unbiased_weight": "[0, inf)", "hmc_init_step_size": "(0, inf)",
+          "action_clip": "(0, 1)"}  # action_clip < 1: log pi is infinite at +-1
 BOUNDS = ("misa", "dv", "nwj")
 REWARD_TRANSFORMS = ("none", "antmaze", "minmax")
 # Units of target_action_gap: "n" compares it with the penalty as defined here (log Z normalised by log N_set);
@@ -507,6 +512,7 @@ def make_agent(config, dataset: Dataset) -> Agent:
 
 def validate_config(config):
     """Algorithm-specific config checks (one-line errors); the shared ones: common/experiment/configuration.py."""
+    experiment.check_ranges(config, RANGES)
     checks = [
         (config.bound in BOUNDS, f"bound must be one of {BOUNDS}, got '{config.bound}'"),
         (config.unbiased_samples in UNBIASED_SAMPLES,
@@ -515,13 +521,12 @@ def validate_config(config):
          f"gap_normalisation must be one of {GAP_NORMALISATIONS}, got '{config.gap_normalisation}'"),
         (config.reward_transform in REWARD_TRANSFORMS,
          f"reward_transform must be one of {REWARD_TRANSFORMS}, got '{config.reward_transform}'"),
+        *[(config[name] in ACTIVATIONS, f"{name} must be one of {sorted(ACTIVATIONS)}, got {config[name]!r}")
+          for name in ("policy_activation", "critic_activation")],
         (config.n_actions >= 1, f"n_actions must be >= 1, got {config.n_actions}"),
-        (0.0 < config.action_clip < 1.0, f"action_clip must lie in (0, 1), got {config.action_clip}"),
         (config.hmc_num_samples >= 1, f"hmc_num_samples must be >= 1, got {config.hmc_num_samples}"),
         (config.hmc_burn_in >= 0, f"hmc_burn_in must be >= 0, got {config.hmc_burn_in}"),
         (config.hmc_leapfrog_steps >= 1, f"hmc_leapfrog_steps must be >= 1, got {config.hmc_leapfrog_steps}"),
-        (config.hmc_init_step_size > 0, f"hmc_init_step_size must be > 0, got {config.hmc_init_step_size}"),
-        (len(config.hidden_dims) >= 1, "hidden_dims must name at least one hidden layer"),
         (config.critic_chunks >= 0 and (config.critic_chunks == 0 or config.batch_size % config.critic_chunks == 0),
          f"critic_chunks must be 0 (auto) or divide batch_size ({config.batch_size}), got {config.critic_chunks}"),
     ]

@@ -26,6 +26,10 @@ from common.networks import CriticEnsemble, DeterministicActor, first_critic
 ALGORITHM = "td3_bc"
 # Hyperparameters a sweep may vary per vmapped run without recompiling.
 SWEEPABLE = ("alpha", "discount", "tau", "policy_noise", "noise_clip")
+# Where this method's own numbers make sense (experiment.check_ranges; discount, tau, critic_lr: SHARED_RANGES).
+INIT_STYLES = ("torch", "flax")  # common/networks.Linear: PyTorch's Linear default, else flax's LeCun normal
+RANGES = {"actor_lr": "(0, inf)", "alpha": "[0, inf)", "policy_noise": "[0, inf)", "noise_clip": "[0, inf)",
+          "normalization_eps": "[0, inf)"}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -162,6 +166,9 @@ def make_agent(config, dataset: Dataset) -> Agent:
 
 def validate_config(config):
     """Algorithm-specific config checks (one-line errors); the shared ones: common/experiment/configuration.py."""
+    experiment.check_ranges(config, RANGES)
+    if config.init_style not in INIT_STYLES:
+        raise experiment.ConfigError(f"init_style must be one of {INIT_STYLES}, got {config.init_style!r}")
     if config.policy_freq < 1 or config.eval_every % config.policy_freq:
         raise experiment.ConfigError(f"eval_every ({config.eval_every}) must be a multiple of policy_freq "
                                      f"({config.policy_freq}), which must be >= 1")

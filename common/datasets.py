@@ -27,6 +27,7 @@ REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals")
 # An .npz file's own next_observations (hdf5 files keep d4rl's obs[i + 1] rule and ignore theirs)
 FILE_NEXT_OBSERVATIONS = "next_observations/file"
 ACTION_TOLERANCE = 1e-3
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # training is float32: a value beyond this becomes +-inf
 DEFAULT_MAX_EPISODE_STEPS = 1000
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
@@ -91,10 +92,11 @@ def validate_raw(raw: dict, source: str) -> None:
     if FILE_NEXT_OBSERVATIONS in raw and raw[FILE_NEXT_OBSERVATIONS].shape != raw["observations"].shape:
         raise DatasetError(f"{source}: 'next_observations' has shape {raw[FILE_NEXT_OBSERVATIONS].shape}, "
                            f"observations have {raw['observations'].shape}")
-    for key in present:
+    for key in present:  # complex numbers would lose their imaginary part in float32
         dtype = np.asarray(raw[key]).dtype
-        if not (np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.bool_)):
-            raise DatasetError(f"{source}: '{key.split('/')[0]}' must be numeric, got dtype {dtype}")
+        if np.issubdtype(dtype, np.complexfloating) or not (np.issubdtype(dtype, np.number)
+                                                            or np.issubdtype(dtype, np.bool_)):
+            raise DatasetError(f"{source}: '{key.split('/')[0]}' must hold real numbers, got dtype {dtype}")
     if n < 2:
         raise DatasetError(f"{source}: only {n} rows; a transition needs at least 2")
     for key in ("observations", "actions", "rewards") + ((FILE_NEXT_OBSERVATIONS,) if FILE_NEXT_OBSERVATIONS in raw
@@ -104,6 +106,11 @@ def validate_raw(raw: dict, source: str) -> None:
         if bad.any():
             row = int(np.argwhere(bad)[0][0])
             raise DatasetError(f"{source}: non-finite value in '{key.split('/')[0]}' (first at row {row})")
+        huge = np.abs(values) > FLOAT32_MAX if values.dtype.kind == "f" and values.dtype.itemsize > 4 else None
+        if huge is not None and huge.any():
+            first = tuple(np.argwhere(huge)[0])
+            raise DatasetError(f"{source}: '{key.split('/')[0]}' holds {values[first]:g} at row {first[0]}, beyond "
+                               f"float32 (|x| <= {FLOAT32_MAX:.4g}), in which the methods train")
     for key in ("terminals", "timeouts"):
         values = np.asarray(raw[key]).reshape(-1) if key in raw else None
         if values is not None and values.dtype != np.bool_:
@@ -293,9 +300,11 @@ def load_file(path: str | Path, name: str | None = None, env_id: str | None = No
     if not path.is_file():
         raise DatasetError(f"dataset file not found: {path}")
     raw, metadata = read_npz(path) if path.suffix == ".npz" else read_hdf5(path)
+    if not isinstance(metadata.get("env_id", ""), str):
+        raise DatasetError(f"{path}: metadata env_id must be a gymnasium env id (text), got {metadata['env_id']!r}")
     d4rl_name = None if metadata.get("env_id") else domains.d4rl_name_of(name or path.name) or \
         domains.d4rl_name_of(path.name)
-    max_steps = int(metadata.get("max_episode_steps", DEFAULT_MAX_EPISODE_STEPS))
+    max_steps = _max_episode_steps(metadata.get("max_episode_steps", DEFAULT_MAX_EPISODE_STEPS), path)
     if d4rl_name:
         obs = raw.get("observations")
         setup = domains.setup_for_d4rl(d4rl_name, obs.shape[-1] if getattr(obs, "ndim", 0) == 2 else None)
@@ -305,6 +314,18 @@ def load_file(path: str | Path, name: str | None = None, env_id: str | None = No
     name = name or d4rl_name or path.stem
     env_id = env_id or metadata.get("env_id")
     return from_raw(raw, name, env_id, str(path), metadata, max_steps)
+
+
+def _max_episode_steps(value, path: Path) -> int:
+    """A file's max_episode_steps metadata (the horizon cut of files without timeouts): a positive integer."""
+    steps = value
+    if isinstance(value, str) and value.strip().isdigit():
+        steps = int(value)
+    elif isinstance(value, float) and value.is_integer():
+        steps = int(value)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise DatasetError(f"{path}: metadata max_episode_steps must be a positive integer, got {value!r}")
+    return steps
 
 
 # ----------------------------------------------------------------------------------------------

@@ -74,6 +74,39 @@ def _json_default(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+EVAL_COLUMNS = ["return", "return_std", "normalized_score"]
+
+
+def run_columns(member_keys: list[str], metric_names: list[str], evaluate: bool = True) -> dict[str, list[str]]:
+    """The header of each CSV file a run writes: its name -> its columns."""
+    columns = {"metrics.csv": ["step", *member_keys, *metric_names]}
+    if evaluate:
+        columns["eval.csv"] = ["step", *member_keys, *EVAL_COLUMNS]
+    return columns
+
+
+def csv_problem(path: Path, columns: list[str], max_step: int) -> str | None:
+    """Why a run's CSV file cannot be continued after `max_step` (None: it can, or it is absent or empty): it must
+    start with its header, and every row a resume keeps (see truncate_csv) must hold numbers."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    with open(path, newline="", errors="replace") as f:
+        rows = csv.reader(f)
+        header = next(rows, [])
+        if header != columns:
+            return (f"does not start with its header {','.join(columns)!r} (its first line is "
+                    f"{','.join(header)[:80]!r}); restore the header or start a new run")
+        for row in rows:
+            if len(row) != len(columns) or not row[0].isdigit() or int(row[0]) > max_step:
+                continue  # a row truncate_csv drops
+            for name, cell in zip(columns, row):
+                try:
+                    float(cell)
+                except ValueError:
+                    return f"line {rows.line_num} column {name!r} holds {cell[:40]!r}, not a number"
+    return None
+
+
 def truncate_csv(path: Path, max_step: int) -> None:
     """Drops the rows logged after `max_step` (what a resumed run will log again)."""
     if not path.exists():
@@ -120,9 +153,9 @@ class RunLogger:
         if resume_step is not None:
             truncate_csv(self.run_dir / "metrics.csv", resume_step)
             truncate_csv(self.run_dir / "eval.csv", resume_step)
-        self.metrics = CsvLog(self.run_dir / "metrics.csv", ["step", *self.member_keys, *self.metric_names])
-        self.evals = CsvLog(self.run_dir / "eval.csv", ["step", *self.member_keys, "return", "return_std",
-                                                          "normalized_score"]) if evaluate else None
+        columns = run_columns(self.member_keys, self.metric_names, evaluate)
+        self.metrics = CsvLog(self.run_dir / "metrics.csv", columns["metrics.csv"])
+        self.evals = CsvLog(self.run_dir / "eval.csv", columns["eval.csv"]) if evaluate else None
         self.tb = self._tensorboard() if tensorboard else None
         self.wandb = self._wandb(config) if wandb else None
 

@@ -21,7 +21,9 @@ import numpy as np
 import pytest
 from conftest import ROOT, rollout_raw, write_hdf5
 
-from algorithms import td3_bc
+from algorithms import cql, misa, td3_bc
+from common.experiment import configuration
+from configs import td3_bc_mujoco
 
 TINY = {
     "total_steps": "20",
@@ -33,10 +35,11 @@ TINY = {
 }
 
 
-def cli_args(dataset, log_dir, run_name="bad", **overrides) -> list[str]:
-    """argv for td3_bc.main: the shipped config with tiny budgets; `overrides` replace or add fields."""
+def cli_args(dataset, log_dir, run_name="bad", config_file="td3_bc_mujoco.py", **overrides) -> list[str]:
+    """argv for td3_bc.main (or another method's main with its `config_file`): the shipped config with tiny budgets;
+    `overrides` replace or add fields."""
     fields = {"dataset": str(dataset), "log_dir": str(log_dir), "run_name": run_name, **TINY, **overrides}
-    return ["td3_bc", f"--config={ROOT}/configs/td3_bc_mujoco.py"] + [f"--config.{k}={v}" for k, v in fields.items()]
+    return ["td3_bc", f"--config={ROOT}/configs/{config_file}"] + [f"--config.{k}={v}" for k, v in fields.items()]
 
 
 def snapshot(root: Path) -> dict:
@@ -58,11 +61,12 @@ def assert_refused(status: int, err: str, pattern: str) -> None:
     assert re.search(pattern, lines[0]), (pattern, lines[0])
 
 
-def refuse_in_process(argv, capsys, watched: Path, pattern: str) -> None:
-    """Runs td3_bc.main(argv) and checks the refusal and that nothing under `watched` changed."""
+def refuse_in_process(argv, capsys, watched: Path, pattern: str, main=td3_bc.main) -> None:
+    """Runs td3_bc.main(argv) (or another method's `main`) and checks the refusal and that nothing under `watched`
+    changed."""
     before = snapshot(watched)
     capsys.readouterr()
-    status = td3_bc.main(argv)
+    status = main(argv)
     out, err = capsys.readouterr()
     assert_refused(status, err, pattern)
     assert "results:" not in out, out
@@ -159,6 +163,17 @@ BAD_DATA = {
     "timeouts stored as 2": (lambda r: r.update(timeouts=r["timeouts"].astype(np.int64)) or
                              r["timeouts"].__setitem__(30, 2),
                              r"'timeouts' must be boolean or exactly 0/1, found 2 at row 30", {}),
+    "float64 reward beyond float32": (lambda r: r.update(rewards=r["rewards"].astype(np.float64)) or
+                                      r["rewards"].__setitem__(5, 1e300),
+                                      r"'rewards' holds 1e\+300 at row 5, beyond float32", {}),
+    "float64 observation beyond float32": (lambda r: r.update(observations=r["observations"].astype(np.float64)) or
+                                           r["observations"].__setitem__((20, 3), -1e40),
+                                           r"'observations' holds -1e\+40 at row 20, beyond float32",
+                                           {"eval_episodes": "1"}),
+    "complex observations": (lambda r: r.update(observations=r["observations"].astype(np.complex64)),
+                             r"'observations' must hold real numbers, got dtype complex64", {}),
+    "complex rewards": (lambda r: r.update(rewards=r["rewards"] + 1j),
+                        r"'rewards' must hold real numbers, got dtype complex64", {}),
 }
 
 
@@ -216,6 +231,33 @@ BAD_CONFIG = {
     "checkpoint_every negative": ({"checkpoint_every": "-10"}, r"checkpoint_every must be an integer >= 0, got -10"),
     "resume_changes naming no field": ({"resume_changes": "critic_lr,no_such"},
                                        r"resume_changes names 'no_such', which is not a config field"),
+    "a sweep value given twice": ({"sweep.alpha": "2.5,2.5"}, r"sweep\.alpha: 2\.5 is given twice"),
+    "a sweep value given twice in other words": ({"sweep.alpha": "1,2.5,2.50"}, r"sweep\.alpha: 2\.5 is given twice"),
+    "NaN in a sweep": ({"sweep.alpha": "1,nan"}, r"sweep\.alpha: nan is not a finite number"),
+    "inf in a sweep": ({"sweep.tau": "inf"}, r"sweep\.tau: inf is not a finite number"),
+    "discount above 1": ({"discount": "1.5"}, r"discount must lie in \(0, 1\], got 1\.5"),
+    "discount zero": ({"discount": "0"}, r"discount must lie in \(0, 1\], got 0"),
+    "discount NaN": ({"discount": "nan"}, r"discount must be a finite number, got nan"),
+    "swept discount above 1": ({"sweep.discount": "0.9,1.5"}, r"sweep\.discount must lie in \(0, 1\], got 1\.5"),
+    "tau zero": ({"tau": "0"}, r"tau must lie in \(0, 1\], got 0"),
+    "tau above 1": ({"tau": "2"}, r"tau must lie in \(0, 1\], got 2"),
+    "swept tau negative": ({"sweep.tau": "-0.005"}, r"sweep\.tau must lie in \(0, 1\], got -0\.005"),
+    "critic_lr negative": ({"critic_lr": "-3e-4"}, r"critic_lr must lie in \(0, inf\), got -0\.0003"),
+    "actor_lr zero": ({"actor_lr": "0"}, r"actor_lr must lie in \(0, inf\), got 0"),
+    "actor_lr infinite": ({"actor_lr": "inf"}, r"actor_lr must be a finite number, got inf"),
+    "alpha negative": ({"alpha": "-2.5"}, r"alpha must lie in \[0, inf\), got -2\.5"),
+    "swept alpha negative": ({"sweep.alpha": "1,-1"}, r"sweep\.alpha must lie in \[0, inf\), got -1"),
+    "policy_noise negative": ({"policy_noise": "-0.2"}, r"policy_noise must lie in \[0, inf\), got -0\.2"),
+    "noise_clip NaN": ({"noise_clip": "nan"}, r"noise_clip must be a finite number, got nan"),
+    "normalization_eps negative": ({"normalization_eps": "-1e-3"},
+                                   r"normalization_eps must lie in \[0, inf\), got -0\.001"),
+    "no hidden layer": ({"hidden_dims": "()"}, r"hidden_dims must name at least one hidden layer"),
+    "init_style unknown": ({"init_style": "keras"}, r"init_style must be one of \('torch', 'flax'\), got 'keras'"),
+    "members beyond the cap": ({"num_seeds": "4097"}, r"4097 members .*more than 4096"),
+    "evaluation envs beyond the cap": ({"num_seeds": "41", "eval_episodes": "100"},
+                                       r"41 members x 100 eval_episodes = 4100 evaluation envs, more than 4096"),
+    "swept members beyond the cap": ({"num_seeds": "2048", "sweep.alpha": "1,2,3"},
+                                     r"6144 members \(2048 seeds x 3 values of alpha\), more than 4096"),
 }
 
 
@@ -240,6 +282,76 @@ def test_an_env_error_with_an_empty_message(good_file, tmp_path, capsys, monkeyp
     refuse_in_process(cli_args(good_file, tmp_path / "runs", eval_episodes="1"), capsys, tmp_path,
                       r"cannot make evaluation env 'Hopper-v4': RuntimeError \(no message\)")
     assert not (tmp_path / "runs").exists()
+
+
+# method -> (its main, its config file, {case: (fields, pattern)}): each method's own fields, and the shared rules
+METHOD_CONFIG = {
+    "cql": (cql.main, "cql_mujoco.py", {
+        "policy_lr zero": ({"policy_lr": "0"}, r"policy_lr must lie in \(0, inf\), got 0"),
+        "critic_lr negative": ({"critic_lr": "-1e-4"}, r"critic_lr must lie in \(0, inf\), got -0\.0001"),
+        "min_q_weight negative": ({"min_q_weight": "-5"}, r"min_q_weight must lie in \[0, inf\), got -5"),
+        "swept min_q_weight negative": ({"sweep.min_q_weight": "1,-5"},
+                                        r"sweep\.min_q_weight must lie in \[0, inf\), got -5"),
+        "alpha_multiplier NaN": ({"alpha_multiplier": "nan"}, r"alpha_multiplier must be a finite number, got nan"),
+        "cql_temp zero": ({"cql_temp": "0"}, r"cql_temp must lie in \(0, inf\), got 0"),
+        "swept cql_temp zero": ({"sweep.cql_temp": "1,0"}, r"sweep\.cql_temp must lie in \(0, inf\), got 0"),
+        "reward_scale NaN": ({"reward_scale": "nan"}, r"reward_scale must be a finite number, got nan"),
+        "discount above 1": ({"discount": "1.01"}, r"discount must lie in \(0, 1\], got 1\.01"),
+        "no hidden layer": ({"hidden_dims": "()"}, r"hidden_dims must name at least one hidden layer"),
+    }),
+    "misa": (misa.main, "misa_mujoco.py", {
+        "alpha_lr negative": ({"alpha_lr": "-1e-4"}, r"alpha_lr must lie in \(0, inf\), got -0\.0001"),
+        "policy_lr NaN": ({"policy_lr": "nan"}, r"policy_lr must be a finite number, got nan"),
+        "bc_weight negative": ({"bc_weight": "-0.5"}, r"bc_weight must lie in \[0, inf\), got -0\.5"),
+        "swept unbiased_weight negative": ({"sweep.unbiased_weight": "-0.1"},
+                                           r"sweep\.unbiased_weight must lie in \[0, inf\), got -0\.1"),
+        "target_action_gap infinite": ({"target_action_gap": "inf"},
+                                       r"target_action_gap must be a finite number, got inf"),
+        "tau above 1": ({"tau": "1.5"}, r"tau must lie in \(0, 1\], got 1\.5"),
+        "critic_activation unknown": ({"critic_activation": "swish"},
+                                      r"critic_activation must be one of \[.*\], got 'swish'"),
+        "no hidden layer": ({"hidden_dims": "()"}, r"hidden_dims must name at least one hidden layer"),
+    }),
+}
+
+
+@pytest.mark.parametrize("method, case", [(m, case) for m, (_, _, cases) in METHOD_CONFIG.items() for case in cases])
+def test_bad_config_of_each_method(method, case, good_file, tmp_path, capsys):
+    main, config_file, cases = METHOD_CONFIG[method]
+    fields, pattern = cases[case]
+    refuse_in_process(cli_args(good_file, tmp_path / "runs", config_file=config_file, **fields), capsys, tmp_path,
+                      pattern, main=main)
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("flag, package", [("tensorboard", "tensorboardX"), ("wandb", "wandb")])
+def test_an_optional_package_that_is_not_installed(flag, package, good_file, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, package, None)  # `import package` fails, installed or not
+    refuse_in_process(cli_args(good_file, tmp_path / "runs", **{flag: "True"}), capsys, tmp_path,
+                      rf"{flag}=True needs the package {package}, which is not installed \(pip install {package}\)")
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("value", ["abc", 0, -5, 2.5, True])
+def test_bad_max_episode_steps_in_the_metadata(value, raw, tmp_path, capsys):
+    path = write_hdf5(tmp_path / "hopper-meta.hdf5", raw, {"env_id": "Hopper-v4", "max_episode_steps": value})
+    refuse_in_process(cli_args(path, tmp_path / "runs"), capsys, tmp_path,
+                      rf"hopper-meta\.hdf5: metadata max_episode_steps must be a positive integer, got "
+                      rf"{re.escape(repr(value))}")
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("value", [5, 2.5])
+def test_metadata_env_id_that_is_not_text(value, raw, tmp_path, capsys):
+    path = write_hdf5(tmp_path / "hopper-meta.hdf5", raw, {"env_id": value})
+    refuse_in_process(cli_args(path, tmp_path / "runs", eval_episodes="1"), capsys, tmp_path,
+                      rf"hopper-meta\.hdf5: metadata env_id must be a gymnasium env id \(text\), got {value!r}")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_log_dir_with_a_nul(good_file, tmp_path, capsys):
+    refuse_in_process(cli_args(good_file, f"{tmp_path}/runs\0x"), capsys, tmp_path,
+                      r"log_dir must be a path without NUL, got '.*runs\\x00x'")
 
 
 def _npz(path, raw, **extra):
@@ -272,6 +384,32 @@ def test_unknown_config_file(good_file, tmp_path, capsys):
 # ------------------------------------------------------------------------------------------------
 # Run directories and checkpoints
 # ------------------------------------------------------------------------------------------------
+
+
+def test_run_name_dot_with_overwrite_leaves_the_log_dir_alone(good_file, tmp_path, capsys):
+    """run_name "." would make log_dir itself the run directory, and overwrite would empty it."""
+    log_dir = tmp_path / "runs"
+    log_dir.mkdir()
+    (log_dir / "notes.txt").write_text("not a run\n")
+    refuse_in_process(cli_args(good_file, log_dir, run_name=".", overwrite="True"), capsys, tmp_path,
+                      r"run_name must be one path component .*got '\.'")
+    assert (log_dir / "notes.txt").read_text() == "not a run\n"
+
+
+@pytest.mark.parametrize("dataset", ["minari:door/human-v2", "../../data/x.hdf5", "a/../b", "..", "hopper-medium-v2"])
+def test_the_derived_run_name_is_one_path_component(dataset):
+    config = td3_bc_mujoco.get_config()
+    config.dataset = dataset
+    name = configuration.run_name("td3_bc", config)
+    assert configuration.check_run_name(name) == name and name.startswith("td3_bc_") and name.endswith("_s0")
+
+
+@pytest.mark.parametrize("name", ["..", "../x", "{tmp}/abs/x", "a/b", "a\0b"])
+def test_run_name_that_is_not_one_path_component(name, good_file, tmp_path, capsys):
+    name = name.format(tmp=tmp_path)
+    refuse_in_process(cli_args(good_file, tmp_path / "runs" / "inner", run_name=name, overwrite="True"), capsys,
+                      tmp_path, rf"run_name must be one path component .*got {re.escape(repr(name))}")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_log_dir_that_cannot_be_written(good_file, tmp_path, capsys):
@@ -368,6 +506,26 @@ def test_resume_with_a_changed_learning_rate(good_file, run_copy, tmp_path, caps
                                eval_episodes="1", checkpoint_every="10", critic_lr="1e-5"), capsys, tmp_path,
                       r"resume refused: config differs from checkpoint .*step_20: critic_lr 0\.0003 -> 1e-05 "
                       r"\(to continue with the change, add --config\.resume_changes=critic_lr\)")
+
+
+@pytest.mark.parametrize("name", ["eval.csv", "metrics.csv"])
+def test_resume_with_a_csv_file_without_its_header(name, good_file, run_copy, tmp_path, capsys):
+    path = run_copy / name
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[1:]))
+    refuse_in_process(cli_args(good_file, tmp_path / "runs", run_name="tiny", resume="True", total_steps="40",
+                               eval_episodes="1", checkpoint_every="10"), capsys, tmp_path,
+                      rf"cannot resume .*tiny: {re.escape(name)} does not start with its header 'step,seed,")
+
+
+def test_resume_with_a_csv_cell_that_is_not_a_number(good_file, run_copy, tmp_path, capsys):
+    path = run_copy / "eval.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    cells = lines[1].split(",")
+    lines[1] = ",".join(cells[:2] + ["twelve"] + cells[3:])
+    path.write_text("".join(lines))
+    refuse_in_process(cli_args(good_file, tmp_path / "runs", run_name="tiny", resume="True", total_steps="40",
+                               eval_episodes="1", checkpoint_every="10"), capsys, tmp_path,
+                      r"cannot resume .*tiny: eval\.csv line 2 column 'return' holds 'twelve', not a number")
 
 
 def test_run_directory_locked_by_another_run(good_file, run_copy, tmp_path, capsys):

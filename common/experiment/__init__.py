@@ -25,9 +25,9 @@ continues the run exactly).
 """
 
 from common.experiment.cli import main
-from common.experiment.configuration import parse_config
+from common.experiment.configuration import check_ranges, parse_config
 from common.experiment.errors import EXIT_BAD_INPUT, EXIT_DIVERGED, ConfigError, Diverged, Interrupted, WriteFailed
 from common.experiment.runner import run
 
-__all__ = ["main", "run", "parse_config", "ConfigError", "Diverged", "Interrupted", "WriteFailed", "EXIT_BAD_INPUT",
-           "EXIT_DIVERGED"]
+__all__ = ["main", "run", "parse_config", "check_ranges", "ConfigError", "Diverged", "Interrupted", "WriteFailed",
+           "EXIT_BAD_INPUT", "EXIT_DIVERGED"]

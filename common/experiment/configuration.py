@@ -3,15 +3,18 @@
     --config path[:variant]  --config.<field>=<value> ...
 
 The fields every method shares are checked here (`validate_shared`); a method's own fields by its
-`validate_config`. `run_name` names the run directory under `log_dir`.
+`validate_config`, through `check_ranges` for its numbers. `run_name` names the run directory under `log_dir`.
 """
 
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
 
 from common import checkpoints
 from common.experiment.errors import ConfigError
+from common.experiment.members import sweep_values
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 MAX_SEED = 2**31 - 1  # jax.random.PRNGKey folds larger seeds onto others
@@ -19,6 +22,8 @@ MAX_SEED = 2**31 - 1  # jax.random.PRNGKey folds larger seeds onto others
 # XLA use TF32 for float32 matmuls on NVIDIA Ampere+ GPUs (and bfloat16 passes on TPUs); "high" is 3-pass bf16/TF32.
 MATMUL_PRECISIONS = ("highest", "high", "default")
 OVERLAP_MODES = ("auto", "on", "off")  # config.overlap_evaluation (see overlaps_evaluation)
+# The numbers every method has, and where they make sense (`check_ranges`); a method's own: its validate_config.
+SHARED_RANGES = {"discount": "(0, 1]", "tau": "(0, 1]", "critic_lr": "(0, inf)"}
 
 
 def parse_config(argv, default_config: str):
@@ -59,6 +64,14 @@ def refuse_repeated_overrides(argv) -> None:
 
 
 def validate_shared(config) -> None:
+    for name, value in config.items():  # NaN or inf in any float field; a sweep's values: members.sweep_values
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number, got {value}")
+    check_ranges(config, {name: interval for name, interval in SHARED_RANGES.items() if name in config})
+    if config.run_name:
+        check_run_name(config.run_name)
+    if "\0" in config.log_dir:
+        raise ConfigError(f"log_dir must be a path without NUL, got {config.log_dir!r}")
     positive = ("total_steps", "eval_every", "batch_size", "num_seeds")
     for name in positive:
         if not isinstance(config[name], int) or config[name] <= 0:
@@ -77,6 +90,8 @@ def validate_shared(config) -> None:
     widths = config.get("hidden_dims", (1,))
     if not all(isinstance(w, int) and w > 0 for w in widths):
         raise ConfigError(f"hidden_dims must be positive integers, got {tuple(widths)}")
+    if not widths:
+        raise ConfigError("hidden_dims must name at least one hidden layer, got ()")
     if not isinstance(config.checkpoint_every, int) or config.checkpoint_every < 0:
         raise ConfigError(f"checkpoint_every must be an integer >= 0, got {config.checkpoint_every!r}")
     known = set(checkpoints.config_identity(config.to_dict())) | set(checkpoints.RESUMABLE_FIELDS)
@@ -85,12 +100,37 @@ def validate_shared(config) -> None:
             raise ConfigError(f"resume_changes names '{name}', which is not a config field")
 
 
+def check_ranges(config, ranges: dict[str, str]) -> None:
+    """Each named field, and every value swept for it, must lie in its interval: "(0, 1]" or "[0, inf)", a
+    parenthesis leaving the bound out, a bracket taking it in."""
+    swept = sweep_values(config)
+    for name, interval in ranges.items():
+        low, high = (float(bound) for bound in interval[1:-1].split(","))
+        for field, value in [(name, config[name])] + [(f"sweep.{name}", v) for v in swept.get(name, [])]:
+            above = value > low if interval[0] == "(" else value >= low
+            below = value < high if interval[-1] == ")" else value <= high
+            if not (above and below):
+                raise ConfigError(f"{field} must lie in {interval}, got {value:g}")
+
+
+def check_run_name(name: str) -> str:
+    """A run name is one path component: the run directory is log_dir/<name>, never log_dir itself, its parent
+    or a directory elsewhere (an overwrite empties the run directory)."""
+    separators = {"/", os.sep, os.altsep} - {None}
+    if name in ("", ".", "..") or "\0" in name or any(sep in name for sep in separators):
+        raise ConfigError(f"run_name must be one path component (the run directory is log_dir/<run_name>: not "
+                          f"empty, '.' or '..', no '/' and no NUL), got {name!r}")
+    return name
+
+
 def resume_changes(config) -> list[str]:
     return [name.strip() for name in str(config.get("resume_changes", "")).split(",") if name.strip()]
 
 
 def run_name(algorithm: str, config) -> str:
     if config.run_name:
-        return config.run_name
+        return check_run_name(config.run_name)
     dataset = Path(config.dataset).stem if config.dataset.endswith((".hdf5", ".h5", ".npz")) else config.dataset
-    return f"{algorithm}_{dataset.replace(':', '_').replace('/', '_')}_s{config.seed}"
+    for sep in {":", "/", os.sep, os.altsep} - {None}:
+        dataset = dataset.replace(sep, "_")
+    return check_run_name(f"{algorithm}_{dataset}_s{config.seed}")

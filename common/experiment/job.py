@@ -5,6 +5,7 @@ Nothing is written before `prepare` has accepted the whole input; a `Job` holds 
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,15 @@ from common.experiment.configuration import run_name, validate_shared
 from common.experiment.errors import ConfigError
 from common.experiment.members import build_members
 from common.experiment.rundir import RunLock, prepare_run_dir, start_of
+
+# A config field -> the package it needs when set (import name) and its pip name. Used only once training is done
+# (summary's curves.png) or the logs open, so checked before anything is written.
+OPTIONAL_PACKAGES = {
+    "tensorboard": ("tensorboardX", "tensorboardX"),
+    "wandb": ("wandb", "wandb"),
+    "progress": ("tqdm", "tqdm"),
+    "eval_episodes": ("matplotlib", "matplotlib"),  # curves.png of the evaluations
+}
 
 
 @dataclass
@@ -66,6 +76,7 @@ def prepare(method: Method, config, dataset: Dataset | None = None) -> Job:
     """Prepare and validate: every input check, then the locked run directory (nothing is written before)."""
     validate_shared(config)
     method.validate_config(config)
+    check_packages(config)
     dataset = dataset if dataset is not None else load_dataset(config.dataset, env_id=config.env or None)
     stats = dataset.stats
     if stats["transitions"] < config.batch_size:
@@ -99,6 +110,14 @@ def prepare(method: Method, config, dataset: Dataset | None = None) -> Job:
         job.close()
         raise
     return job
+
+
+def check_packages(config) -> None:
+    """Every package the config's OPTIONAL_PACKAGES fields ask for is installed."""
+    for field, (module, pip_name) in OPTIONAL_PACKAGES.items():
+        if config.get(field) and importlib.util.find_spec(module) is None:
+            raise ConfigError(f"{field}={config[field]} needs the package {module}, which is not installed "
+                              f"(pip install {pip_name})")
 
 
 def checkpoint_meta(job: Job) -> dict:

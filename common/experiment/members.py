@@ -7,10 +7,20 @@ the members are their product. Each member's sweepable hyperparameters are one r
 from __future__ import annotations
 
 import itertools
+import math
 
 import jax.numpy as jnp
 
 from common.experiment.errors import ConfigError
+
+# One process holds every member's networks and optimiser state (TD3+BC's default networks: ~3.4 MB a member, MISA
+# also a batch of N sampled actions per member and step) and logs one row per member and interval. 4096 members is
+# far past any grid this project runs (tens) and already ~14 GB of TD3+BC state: more is a typo, or several runs.
+MAX_MEMBERS = 4096
+# The evaluation keeps members x eval_episodes envs alive on the host and steps them one by one in Python: a MuJoCo
+# locomotion env holds ~1 MB (Hopper-v4: 1.05 MB measured), AntMaze and Adroit more, so 4096 envs are ~4 GB of host
+# memory before the first step, and minutes of stepping per evaluation.
+MAX_EVAL_ENVS = 4096
 
 
 def sweep_values(config) -> dict[str, list[float]]:
@@ -25,7 +35,25 @@ def sweep_values(config) -> dict[str, list[float]]:
             raise ConfigError(f"sweep.{name}: expected comma-separated numbers, got {text!r}") from None
         if not values[name]:
             raise ConfigError(f"sweep.{name}: no values given")
+        for i, value in enumerate(values[name]):
+            if not math.isfinite(value):
+                raise ConfigError(f"sweep.{name}: {value} is not a finite number")
+            if value in values[name][:i]:
+                raise ConfigError(f"sweep.{name}: {value:g} is given twice (each value trains once with every seed)")
     return values
+
+
+def check_member_count(config, sweep: dict[str, list[float]]) -> None:
+    """Refuses more members, or more evaluation envs, than one run can hold (MAX_MEMBERS, MAX_EVAL_ENVS)."""
+    count = config.num_seeds * math.prod(len(values) for values in sweep.values())
+    if count > MAX_MEMBERS:
+        made_of = " x ".join([f"{config.num_seeds} seeds"] + [f"{len(v)} values of {k}" for k, v in sweep.items()])
+        raise ConfigError(f"{count} members ({made_of}), more than {MAX_MEMBERS} one run trains (each holds its own "
+                          "networks and optimiser state): split the seeds or the sweep over several runs")
+    if count * config.eval_episodes > MAX_EVAL_ENVS:
+        raise ConfigError(f"{count} members x {config.eval_episodes} eval_episodes = {count * config.eval_episodes} "
+                          f"evaluation envs, more than {MAX_EVAL_ENVS} (each a live env in host memory, ~1 MB for "
+                          "MuJoCo): lower eval_episodes or split the members over several runs")
 
 
 def build_members(config, default_hparams: dict) -> tuple[list[dict], dict]:
@@ -35,6 +63,7 @@ def build_members(config, default_hparams: dict) -> tuple[list[dict], dict]:
         if name not in default_hparams:
             raise ConfigError(f"sweep.{name}: this field changes the compiled program and cannot be swept in one run; "
                               f"sweepable fields: {', '.join(sorted(default_hparams))}")
+    check_member_count(config, sweep)
     members = [
         {"seed": config.seed + i, **dict(zip(sweep, combo))}
         for combo in itertools.product(*sweep.values())

@@ -41,7 +41,9 @@ def place(job: Job):
         data = put_global(data, replicated)
         keys, hparams = put_global((keys, hparams), sharding)
     state = jax.jit(jax.vmap(job.agent.init), out_shardings=sharding)(keys, hparams)
-    return Program(data, sharding, replicated), state
+    metric_names = sorted(jax.eval_shape(lambda s: job.agent.update(s, data, job.config.eval_every)[1],
+                                         jax.tree.map(lambda x: x[0], state)).keys())
+    return Program(data, sharding, replicated, metric_names=metric_names), state
 
 
 def compile_interval(job: Job, program: Program, state) -> None:
@@ -58,7 +60,5 @@ def compile_interval(job: Job, program: Program, state) -> None:
     update = jax.jit(interval, static_argnums=2, donate_argnums=0, **shardings)
     program.update = update.lower(state, program.data, config.eval_every).compile()
     program.compile_seconds = time.perf_counter() - t0
-    program.metric_names = sorted(jax.eval_shape(lambda s: agent.update(s, program.data, config.eval_every)[1],
-                                                 jax.tree.map(lambda x: x[0], state)).keys())
     count = len(job.members)
     program.policy_params = jax.jit(lambda s: jax.tree.map(lambda x: x[:count], jax.vmap(agent.policy_params)(s)))

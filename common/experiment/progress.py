@@ -23,7 +23,7 @@ from common.experiment.errors import ConfigError
 from common.experiment.job import Job, checkpoint_meta
 from common.experiment.placement import put_global
 from common.experiment.program import Program
-from common.logger import RunLogger, append_history, read_history, write_json_atomic
+from common.logger import RunLogger, append_history, csv_problem, read_history, run_columns, write_json_atomic
 
 
 @dataclass
@@ -78,6 +78,8 @@ def restore(job: Job, program: Program, state) -> Progress:
                     "config": checkpoints.config_identity(_read_config(job.run_dir))}
         changed = checkpoints.check_identity(f"the run in {job.run_dir}", recorded, job.identity(),
                                              resume_changes(config))
+    if job.is_main and job.start != "new":
+        check_logs(job, program, progress.step)
     if job.is_main:
         entry = {"event": "start" if job.start == "new" else "resume", "time": _now(), "step": progress.step,
                  "pid": os.getpid(), "dataset_sha256": job.fingerprint}
@@ -87,6 +89,16 @@ def restore(job: Job, program: Program, state) -> Progress:
             entry.update(changed=changed, config=config.to_dict())
         append_history(job.run_dir, entry)
     return progress
+
+
+def check_logs(job: Job, program: Program, step: int) -> None:
+    """A resume continues metrics.csv and eval.csv: each must be as the logger writes it, up to `step` (a
+    hand-edited file would otherwise fail only after training); refused before anything is written."""
+    columns = run_columns(list(job.members[0]), program.metric_names, bool(job.config.eval_episodes))
+    for name, names in columns.items():
+        problem = csv_problem(job.run_dir / name, names, step)
+        if problem:
+            raise ConfigError(f"cannot resume {job.run_dir}: {name} {problem}")
 
 
 def _read_config(run_dir: Path) -> dict:
