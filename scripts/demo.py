@@ -26,6 +26,7 @@ from common.datasets import load_dataset
 from common.domains import setup_for_dataset
 from common.errors import DatasetError
 from common.evaluation import make_env
+from common.experiment.configuration import check_run_name
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,10 +84,7 @@ def check_inputs(config):
     """The demo's own needs, before training: a run name below log_dir (the table reads the run from there), a
     dataset of episodes (their returns are a row of the table) and an evaluation env (the random policy's row).
     Returns the dataset; ConfigError or DatasetError (one line) otherwise."""
-    name = Path(config.run_name)
-    if not config.run_name or name.is_absolute() or not name.parts or ".." in name.parts:
-        raise experiment.ConfigError(f"--config.run_name must name a directory below log_dir (not empty, '.', '..' "
-                                     f"or absolute), got {config.run_name!r}")
+    check_run_name(config.run_name)  # the host's rule; and not empty, which the host would fill in itself
     dataset = load_dataset(config.dataset, env_id=config.env or None)
     if not len(dataset.episode_returns):
         raise DatasetError(f"{dataset.source} has no complete episodes (a transitions file: its rows are not in "
