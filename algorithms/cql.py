@@ -28,7 +28,7 @@ from flax.training.train_state import TrainState
 from common import buffer, experiment
 from common.agent import Agent, Method, actor_critic_states, hparams_from_config, scalar_train_state, scan_update
 from common.datasets import Dataset, Transitions
-from common.losses import alpha_prime_value, critic_td_loss, lagrange_multiplier_loss
+from common.losses import LOG_ALPHA_PRIME_INIT_RANGE, alpha_prime_value, critic_td_loss, lagrange_multiplier_loss
 from common.networks import (
     ACTIVATIONS,
     CriticEnsemble,
@@ -44,7 +44,8 @@ ALGORITHM = "cql"
 SWEEPABLE = ("min_q_weight", "discount", "tau", "target_action_gap", "cql_temp")
 # Where this method's own numbers make sense (experiment.check_ranges; discount, tau, critic_lr: SHARED_RANGES).
 RANGES = {"policy_lr": "(0, inf)", "min_q_weight": "[0, inf)", "alpha_multiplier": "[0, inf)",
-          "cql_temp": "(0, inf)", "action_clip": "(0, 1)"}  # action_clip < 1: log pi is infinite at +-1
+          "cql_temp": "(0, inf)", "action_clip": "(0, 1)",  # action_clip < 1: log pi is infinite at +-1
+          "log_alpha_prime_init": LOG_ALPHA_PRIME_INIT_RANGE}
 NUM_CRITICS = 2
 CRITIC_OUTPUT_SCALE = 1e-2  # variance scale of the critics' last layer (JaxCQL and the MISA code)
 

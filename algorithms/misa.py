@@ -33,7 +33,7 @@ from jax.scipy.special import logsumexp
 from common import buffer, experiment
 from common.agent import Agent, Method, actor_critic_states, hparams_from_config, scalar_train_state, scan_update
 from common.datasets import Dataset, Transitions
-from common.losses import alpha_prime_value, critic_td_loss, lagrange_multiplier_loss
+from common.losses import LOG_ALPHA_PRIME_INIT_RANGE, alpha_prime_value, critic_td_loss, lagrange_multiplier_loss
 from common.networks import (
     ACTIVATIONS,
     CriticEnsemble,
@@ -49,8 +49,9 @@ ALGORITHM = "misa"
 SWEEPABLE = ("min_q_weight", "bc_weight", "unbiased_weight", "discount", "tau", "target_action_gap")
 # Where this method's own numbers make sense (experiment.check_ranges; discount, tau, critic_lr: SHARED_RANGES).
 RANGES = {"policy_lr": "(0, inf)", "alpha_lr": "(0, inf)", "min_q_weight": "[0, inf)", "bc_weight": "[0, inf)",
-          "unbiased_weight": "[0, inf)", "hmc_init_step_size": "(0, inf)",
-          "action_clip": "(0, 1)"}  # action_clip < 1: log pi is infinite at +-1
+          "unbiased_weight": "[0, inf)", "hmc_init_step_size": "(0, inf)", "action_clip": "(0, 1)",  # log pi(+-1) = inf
+          "log_alpha_prime_init": LOG_ALPHA_PRIME_INIT_RANGE, "n_actions": "[1, inf)", "hmc_num_samples": "[1, inf)",
+          "hmc_burn_in": "[0, inf)", "hmc_leapfrog_steps": "[1, inf)"}
 BOUNDS = ("misa", "dv", "nwj")
 REWARD_TRANSFORMS = ("none", "antmaze", "minmax")
 # Units of target_action_gap: "n" compares it with the penalty as defined here (log Z normalised by log N_set);
@@ -523,10 +524,6 @@ def validate_config(config):
          f"reward_transform must be one of {REWARD_TRANSFORMS}, got '{config.reward_transform}'"),
         *[(config[name] in ACTIVATIONS, f"{name} must be one of {sorted(ACTIVATIONS)}, got {config[name]!r}")
           for name in ("policy_activation", "critic_activation")],
-        (config.n_actions >= 1, f"n_actions must be >= 1, got {config.n_actions}"),
-        (config.hmc_num_samples >= 1, f"hmc_num_samples must be >= 1, got {config.hmc_num_samples}"),
-        (config.hmc_burn_in >= 0, f"hmc_burn_in must be >= 0, got {config.hmc_burn_in}"),
-        (config.hmc_leapfrog_steps >= 1, f"hmc_leapfrog_steps must be >= 1, got {config.hmc_leapfrog_steps}"),
         (config.critic_chunks >= 0 and (config.critic_chunks == 0 or config.batch_size % config.critic_chunks == 0),
          f"critic_chunks must be 0 (auto) or divide batch_size ({config.batch_size}), got {config.critic_chunks}"),
     ]

@@ -9,11 +9,15 @@ Shapes: C critics (2 in every method here), B states. A loss that only one metho
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 
 # Upper clip of the Lagrange multiplier alpha' (JaxCQL's and the MISA authors' code).
 ALPHA_PRIME_MAX = 1e6
+# Where log alpha' may start: above log(1e6) alpha' is clipped and never moves (its gradient is 0; above ~88 NaN).
+LOG_ALPHA_PRIME_INIT_RANGE = f"(-inf, {math.log(ALPHA_PRIME_MAX)}]"
 
 
 def critic_td_loss(q_data, target):

@@ -298,6 +298,9 @@ METHOD_CONFIG = {
         "reward_scale NaN": ({"reward_scale": "nan"}, r"reward_scale must be a finite number, got nan"),
         "discount above 1": ({"discount": "1.01"}, r"discount must lie in \(0, 1\], got 1\.01"),
         "no hidden layer": ({"hidden_dims": "()"}, r"hidden_dims must name at least one hidden layer"),
+        # alpha' is clipped at 1e6 = e^13.8155: a start above never moves (its gradient is 0; above ~88 it is NaN)
+        "log_alpha_prime_init beyond the clip": ({"log_alpha_prime_init": "20"},
+                                                 r"log_alpha_prime_init must lie in \(-inf, 13\.8155\d*\], got 20"),
     }),
     "misa": (misa.main, "misa_mujoco.py", {
         "alpha_lr negative": ({"alpha_lr": "-1e-4"}, r"alpha_lr must lie in \(0, inf\), got -0\.0001"),
@@ -308,6 +311,8 @@ METHOD_CONFIG = {
         "target_action_gap infinite": ({"target_action_gap": "inf"},
                                        r"target_action_gap must be a finite number, got inf"),
         "tau above 1": ({"tau": "1.5"}, r"tau must lie in \(0, 1\], got 1\.5"),
+        "log_alpha_prime_init beyond the clip": ({"log_alpha_prime_init": "100"},
+                                                 r"log_alpha_prime_init must lie in \(-inf, 13\.8155\d*\], got 100"),
         "critic_activation unknown": ({"critic_activation": "swish"},
                                       r"critic_activation must be one of \[.*\], got 'swish'"),
         "no hidden layer": ({"hidden_dims": "()"}, r"hidden_dims must name at least one hidden layer"),
@@ -394,6 +399,21 @@ def test_run_name_dot_with_overwrite_leaves_the_log_dir_alone(good_file, tmp_pat
     refuse_in_process(cli_args(good_file, log_dir, run_name=".", overwrite="True"), capsys, tmp_path,
                       r"run_name must be one path component .*got '\.'")
     assert (log_dir / "notes.txt").read_text() == "not a run\n"
+
+
+def test_overwrite_of_a_run_directory_that_is_a_symbolic_link_leaves_its_target_alone(good_file, tmp_path, capsys):
+    """Bug: with log_dir/<run_name> a symbolic link, overwrite emptied the directory it points to (another run, a
+    user's files), far from log_dir."""
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "precious.txt").write_text("keep me\n")
+    log_dir = tmp_path / "runs"
+    log_dir.mkdir()
+    (log_dir / "linked").symlink_to(target)
+    refuse_in_process(cli_args(good_file, log_dir, run_name="linked", overwrite="True"), capsys, tmp_path,
+                      r"run directory .*linked is a symbolic link \(to .*elsewhere\) and replacing the run would "
+                      r"empty the directory it points to")
+    assert (target / "precious.txt").read_text() == "keep me\n"
 
 
 @pytest.mark.parametrize("dataset", ["minari:door/human-v2", "../../data/x.hdf5", "a/../b", "..", "hopper-medium-v2"])

@@ -108,6 +108,10 @@ def prepare_run_dir(run_dir: Path, config) -> tuple[RunLock, str]:
             if holds_results(run_dir) and not config.overwrite:
                 raise ConfigError(f"run directory {run_dir} already exists (set --config.resume=True to continue it "
                                   "or --config.overwrite=True to replace it)")
+            if run_dir.is_symlink():
+                raise ConfigError(f"run directory {run_dir} is a symbolic link (to {os.path.realpath(run_dir)}) and "
+                                  "replacing the run would empty the directory it points to: remove the link or "
+                                  "choose another --config.run_name")
             for path in run_dir.iterdir():
                 if path.name != LOCK_NAME:
                     shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
