@@ -1,10 +1,10 @@
-# make install | test | demo | bench | results | datasets | mutants | lint   (everything runs inside .venv, created on first use)
+# make install | test | demo | bench | results | settings | datasets | mutants | lint   (everything runs inside .venv, created on first use)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo bench results datasets mutants lint clean
+.PHONY: install test demo bench results settings datasets mutants lint clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ RESULTS_ARGS ?= --datasets hopper-medium-replay-v4 --seeds 2 --steps 50000 --eva
 	--set misa.n_actions=10 --set misa.unbiased_samples=dataset
 results: $(STAMP)
 	$(PY) scripts/results.py $(RESULTS_ARGS) --doc docs/RESULTS.md
+
+# docs/SETTINGS.md from the config files' values and `src:` comments (tests/test_configs.py checks it is current)
+settings: $(STAMP)
+	$(PY) scripts/settings_table.py
 
 # Regenerates the shipped datasets' recipe into runs/datasets/ (about an hour per env on this CPU; data/ is untouched)
 datasets: $(STAMP)

@@ -1,7 +1,10 @@
-"""MISA on D4RL-style MuJoCo locomotion (the authors' settings for gym-locomotion -v2).
+"""MISA on D4RL-style MuJoCo locomotion (the authors' settings for gym-locomotion -v2: their code's defaults, which
+their launch script runs unchanged on locomotion, SEEM scripts/launch_job.sh:20).
 
 Variants: `configs/misa_mujoco.py:<dataset>` for any name in VARIANTS (D4RL locomotion, shipped datasets) and
 `configs/misa_mujoco.py:demo`, a reduced budget that finishes in minutes on a CPU (not the paper setting).
+Named variant `released_code` (the same as the default here) also applies to the other domains' files.
+Sources: `src:` in each comment (configs/__init__.py names the repositories).
 """
 
 from common.config_base import D4RL_LOCOMOTION, apply_variant, base_config
@@ -21,7 +24,7 @@ VARIANTS = list(D4RL_LOCOMOTION) + shipped_datasets() + ["demo"]
 # - halfcheetah-medium-replay-v4 (data 11.5), 5 HMC samples: 25.1 / 15.7 / 19.3 at 2k, 8.4 / 4.8 / 9.6 at 3k.
 # One seed takes about 6 minutes on a 2-core CPU (344 s measured; README "Quick start").
 DEMO_DATASET = "walker2d-medium-v4"
-DEMO_OVERRIDES = {
+DEMO_OVERRIDES = {  # src: not published: this project's choice (a CPU demo in minutes; measurements above)
     "dataset": DEMO_DATASET,
     "total_steps": 4_000,
     "eval_every": 2_000,
@@ -32,55 +35,89 @@ DEMO_OVERRIDES = {
 
 
 def misa_defaults(c):
-    """The algorithm's fields with the authors' defaults; shared by every MISA config file."""
+    """The algorithm's fields with the authors' defaults; shared by every MISA config file (sources: `src:`)."""
     # --- optimisation ---
-    c.policy_lr = 1e-4  # Adam learning rate of the policy
-    c.critic_lr = 3e-4  # Adam learning rate of the twin critics (and of the Lagrange multiplier alpha')
-    c.alpha_lr = 1e-4  # Adam learning rate of log alpha (entropy temperature, starts at 0)
-    c.discount = 0.99  # gamma
-    c.tau = 5e-3  # soft target update rate of the critics
+    c.policy_lr = 1e-4  # Adam learning rate of the policy; src: MISA algos/misa.py:45
+    c.critic_lr = 3e-4  # Adam learning rate of the twin critics (and of the Lagrange multiplier alpha');
+    #   src: MISA algos/misa.py:46 (qf_lr), :135 (alpha' uses qf_lr)
+    c.alpha_lr = 1e-4  # Adam learning rate of log alpha (entropy temperature, starts at 0); src: MISA
+    #   algos/misa.py:123-126 (log alpha starts at 0 and uses policy_lr)
+    c.discount = 0.99  # gamma; src: MISA algos/misa.py:40
+    c.tau = 5e-3  # soft target update rate of the critics; src: MISA algos/misa.py:48
     # --- networks ---
-    c.hidden_dims = (256, 256)  # hidden layer widths of policy and critics
-    c.policy_activation = "relu"  # activation of the tanh-Gaussian policy's MLP
-    c.critic_activation = "elu"  # activation of the critics' MLP
-    c.layer_norm = False  # LayerNorm after every hidden layer of policy and critics
+    c.hidden_dims = (256, 256)  # hidden layer widths of policy and critics; src: MISA experiments/main.py:53-54
+    c.policy_activation = "relu"  # activation of the tanh-Gaussian policy's MLP; src: MISA algos/model.py:72
+    c.critic_activation = "elu"  # activation of the critics' MLP; src: MISA experiments/main.py:67
+    c.layer_norm = False  # LayerNorm after every hidden layer of policy and critics; src: MISA
+    #   experiments/main.py:66
     # --- mutual-information regulariser ---
-    c.bound = "misa"  # "misa" (per-state log Z), "dv" (Donsker-Varadhan) or "nwj" (f-divergence)
-    c.n_actions = 50  # N: actions sampled from pi(.|s) per state for the log-partition estimate
-    c.min_q_weight = 5.0  # gamma1: weight of the MI penalty in the critic loss
-    c.add_positive = False  # also put the dataset action in the log-partition sample set
-    c.lagrange = False  # scale the penalty by a learned alpha' that keeps it near target_action_gap
-    c.target_action_gap = 3.0  # threshold of the Lagrange form (unused without lagrange)
-    c.gap_normalisation = "n"  # units of the gap: "n" (penalty with log N_set) or "batch" (log batch size, authors')
-    c.log_alpha_prime_init = 1.0  # initial log alpha' of the Lagrange form
+    c.bound = "misa"  # "misa" (per-state log Z), "dv" (Donsker-Varadhan) or "nwj" (f-divergence); src: MISA
+    #   algos/misa.py:60 (misa=True; the other two bounds are the paper's variants)
+    c.n_actions = 50  # N: actions sampled from pi(.|s) per state for the log-partition estimate; src: MISA
+    #   algos/misa.py:50
+    c.min_q_weight = 5.0  # gamma1: weight of the MI penalty in the critic loss; src: MISA algos/misa.py:55
+    c.add_positive = False  # also put the dataset action in the log-partition sample set; src: MISA
+    #   algos/misa.py:69
+    c.lagrange = False  # scale the penalty by a learned alpha' that keeps it near target_action_gap; src: MISA
+    #   algos/misa.py:52
+    c.target_action_gap = 3.0  # threshold of the Lagrange form (unused without lagrange); src: MISA
+    #   algos/misa.py:53
+    c.gap_normalisation = "n"  # units of the gap: "n" (penalty with log N_set) or "batch" (log batch size, authors');
+    #   src: not published: this project's choice (log N is what the bound means; the authors' code subtracts
+    #   log(batch size), MISA algos/misa.py:379-381, a constant that only shifts the Lagrange gap)
+    c.log_alpha_prime_init = 1.0  # initial log alpha' of the Lagrange form; src: MISA algos/misa.py:132
     # --- policy ---
-    c.bc_weight = 0.5  # gamma2: weight of E[alpha log pi(a~|s) - log pi(a|s)] in the policy loss
-    c.fixed_alpha = False  # True: entropy temperature alpha fixed at 1 (no tuning); False: tuned to entropy -|A|
-    c.unbiased_grad = True  # add the HMC term: the unbiased gradient of -E_s log Z(s)
-    c.unbiased_weight = 0.1  # gamma3: weight of E_{a'~q}[log pi(a'|s)]
+    c.bc_weight = 0.5  # gamma2: weight of E[alpha log pi(a~|s) - log pi(a|s)] in the policy loss; src: MISA
+    #   algos/misa.py:61 (bc_weight_misa)
+    c.fixed_alpha = False  # True: entropy temperature alpha fixed at 1 (no tuning); False: tuned to entropy -|A|;
+    #   src: MISA algos/misa.py:42 (use_automatic_entropy_tuning=True), :41 (alpha_multiplier 1 without it)
+    c.unbiased_grad = True  # add the HMC term: the unbiased gradient of -E_s log Z(s); src: MISA algos/misa.py:62
+    c.unbiased_weight = 0.1  # gamma3: weight of E_{a'~q}[log pi(a'|s)]; src: MISA algos/misa.py:63
     c.unbiased_samples = "hmc"  # a' ~ q by HMC (paper), or "dataset": a' = a, what a chain rejecting every proposal
-    #   keeps (no HMC run; the authors' chains stay there, README "Does the HMC term matter?")
+    #   keeps (no HMC run; the authors' chains stay there, README "Does the HMC term matter?");
+    #   src: MISA algos/misa.py:456-471 (tfp HMC)
     # --- Hamiltonian Monte Carlo for a' ~ q(a|s) ~ pi(a|s) e^{min Q(s,a)} ---
-    c.hmc_burn_in = 5  # iterations discarded before the kept samples (step size adapted in the first 80 %)
-    c.hmc_num_samples = 50  # kept samples per chain (one chain per state, started at the dataset action)
-    c.hmc_leapfrog_steps = 2  # leapfrog steps per iteration
-    c.hmc_init_step_size = 1.0  # step size each chain starts with
-    c.hmc_persist_step_size = False  # start each training step's HMC at the last adapted step size (authors: no)
+    c.hmc_burn_in = 5  # iterations discarded before the kept samples (step size adapted in the first 80 %);
+    #   src: MISA algos/misa.py:64, :462
+    c.hmc_num_samples = 50  # kept samples per chain (one chain per state, started at the dataset action);
+    #   src: MISA algos/misa.py:454 (num_results = n_actions), :469
+    c.hmc_leapfrog_steps = 2  # leapfrog steps per iteration; src: MISA algos/misa.py:65
+    c.hmc_init_step_size = 1.0  # step size each chain starts with; src: MISA algos/misa.py:66
+    c.hmc_persist_step_size = False  # start each training step's HMC at the last adapted step size (authors: no);
+    #   src: MISA algos/misa.py:456-463 (a new adaptation kernel every step)
     # --- speed (same results) ---
-    c.critic_chunks = 0  # groups of states for the "misa" critic loss in turn; 0 = auto (8 on CPU, 1 on GPU)
+    c.critic_chunks = 0  # groups of states for the "misa" critic loss in turn; 0 = auto (8 on CPU, 1 on GPU);
+    #   src: not published: this project's choice (memory and speed only; the same numbers)
     # --- data ---
-    c.action_clip = 0.999  # dataset actions clipped to +-action_clip (log pi is infinite at +-1)
-    c.reward_transform = "none"  # "none", "antmaze" ((r - 0.5) * 4) or "minmax" (rewards scaled to [-1, 1])
+    c.action_clip = 0.999  # dataset actions clipped to +-action_clip (log pi is infinite at +-1); src: MISA
+    #   experiments/main.py:51
+    c.reward_transform = "none"  # "none", "antmaze" ((r - 0.5) * 4) or "minmax" (rewards scaled to [-1, 1]);
+    #   src: MISA experiments/main.py:132-144 (locomotion rewards unchanged)
     return c
+
+
+def released_code(c):
+    """Named variant `released_code`: exactly what sail-sg/MISA's experiments/main.py runs for a dataset when given
+    no flag but --env: its defaults everywhere, its per-domain reward transform (kept from the config it is applied
+    to), 1.2M steps, 10 episodes every 10k. The repository has no launch script; the per-domain settings of the
+    domain configs come from the authors' launch script elsewhere (configs/__init__.py, SEEM)."""
+    transform = c.reward_transform
+    misa_defaults(c)
+    c.total_steps = 1_200_000  # src: MISA experiments/main.py:59,61 (1200 epochs of 1000 steps)
+    c.eval_every = 10_000  # src: MISA experiments/main.py:62 (eval_period 10 epochs)
+    c.eval_episodes = 10  # src: MISA experiments/main.py:63
+    c.reward_transform = transform  # src: MISA experiments/main.py:132-144 (the only per-domain change it makes)
+    return c
+
+
+NAMED_VARIANTS = {"demo": DEMO_OVERRIDES, "released_code": released_code}
 
 
 def get_config(variant=None):
     c = base_config()
-    c.dataset = "hopper-medium-v2"
-    c.total_steps = 1_200_000
-    c.eval_every = 10_000
-    c.eval_episodes = 10
+    c.dataset = "hopper-medium-v2"  # src: SEEM scripts/launch_job.sh:15-20 (MISA on the gym -v2 datasets)
+    c.total_steps = 1_200_000  # src: MISA experiments/main.py:59,61 (1200 epochs of 1000 steps)
+    c.eval_every = 10_000  # src: MISA experiments/main.py:62 (eval_period 10 epochs)
+    c.eval_episodes = 10  # src: MISA experiments/main.py:63
     c = misa_defaults(c)
-    if variant == "demo":
-        return apply_variant(c, variant, {"demo": DEMO_OVERRIDES})
-    return apply_variant(c, variant, {})
+    return apply_variant(c, variant, NAMED_VARIANTS)

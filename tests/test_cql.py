@@ -205,8 +205,8 @@ def test_flags_bc_warmup_and_gradient_routing(tiny):
 
 
 def test_antmaze_config_runs_with_lagrange_and_max_target_backup(tiny):
-    config = tiny_config(cql_antmaze)
-    assert config.lagrange and config.max_target_backup
+    config = tiny_config(cql_antmaze, max_target_backup=True)  # as the `jaxcql` variant
+    assert config.lagrange and config.max_target_backup and config.bc_steps > config.total_steps
     state, metrics = jax.jit(cql.make_train(config, tiny))(jax.random.PRNGKey(0))
     assert all(np.all(np.isfinite(v)) for v in metrics.values())
     assert int(state.step) == 20
@@ -247,10 +247,36 @@ def test_every_config_variant_loads(module, default):
     assert parsed.dataset == module.VARIANTS[-1] and parsed.lagrange == (module is cql_antmaze)
 
 
-def test_antmaze_config_follows_the_recipe():
+def test_antmaze_config_follows_the_cql_authors_recipe():
+    """Bug: the authors' AntMaze script (aviralkumar2907/CQL cql_antmaze_new.py, README) run with other settings."""
     c = cql_antmaze.get_config()
-    assert (c.lagrange, c.target_action_gap, c.min_q_weight, c.max_target_backup) == (True, 5.0, 5.0, True)
-    assert (c.reward_scale, c.reward_bias, c.policy_lr, c.eval_episodes) == (4.0, -2.0, 1e-4, 100)
+    assert (c.lagrange, c.min_q_weight, c.max_target_backup, c.backup_entropy) == (True, 5.0, False, False)
+    assert (c.hidden_dims, c.bc_steps, c.log_alpha_prime_init, c.total_steps) == ((256, 256, 256), 40_000, 0.0, 3e6)
+    assert (c.reward_scale, c.reward_bias, c.policy_lr, c.critic_lr, c.eval_episodes) == (4.0, -2.0, 1e-4, 3e-4, 100)
+    old = cql_antmaze.get_config("antmaze-umaze-v2,jaxcql")  # the previous recipe, by name
+    assert (old.dataset, old.hidden_dims, old.max_target_backup, old.target_action_gap) == \
+        ("antmaze-umaze-v2", (256, 256), True, 5.0)
+
+
+@pytest.mark.parametrize("variant, tau, w", [(None, 5.0, 5.0), ("script_defaults", 5.0, 1.0)])
+def test_antmaze_threshold_is_the_cql_authors_tau_over_w(variant, tau, w):
+    """Bug: the authors' tau put where JaxCQL's form expects a bound on diff (their alpha' (w diff - tau) is
+    diff <= tau / w; ours alpha' w (diff - gap) is diff <= gap). Worked by hand for tau = 5: the alpha' gradient
+    -alpha' (w diff - tau) is 0 at diff = tau / w, negative above (alpha' grows), positive below (it shrinks)."""
+    c = cql_antmaze.get_config(variant)
+    assert (c.min_q_weight, c.target_action_gap) == (w, tau / w)
+    grad = jax.grad(lambda log_a, d: cql.lagrange_multiplier_loss(log_a, d, c.min_q_weight, c.target_action_gap))
+    log_alpha_prime = jnp.asarray(0.5)
+    tight = jnp.full((2,), tau / w)
+    assert float(grad(log_alpha_prime, tight)) == 0.0
+    for delta in (0.25, -0.25):
+        diff = tight + delta
+        theirs = -math.exp(0.5) * (w * (tau / w + delta) - tau)  # d/dlog a' of -a' (w diff - tau), a' = e^0.5
+        np.testing.assert_allclose(float(grad(log_alpha_prime, diff)), theirs, rtol=1e-5)
+        assert np.sign(float(grad(log_alpha_prime, diff))) == -np.sign(delta)
+    # the critics see the same slope in both forms: d/d diff of a' w (diff - tau / w) = d/d diff of a' (w diff - tau)
+    slope = jax.grad(lambda d: cql.cql_critic_penalty(d, w, 2.0, c.target_action_gap, True))(jnp.asarray(0.3))
+    assert float(slope) == pytest.approx(2.0 * w)
 
 
 def test_cli_end_to_end(hopper_random_file, tmp_path):
