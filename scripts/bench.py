@@ -291,9 +291,11 @@ def matmul_rate(m: int, k: int, min_seconds: float) -> dict:
 
 
 def bench_algorithm(key: str, seeds: list[int], settings: Settings, dataset: Dataset, quick: bool,
-                    deadline: float | None = None) -> dict:
+                    deadline: float | None = None, progress=None) -> dict:
     """Every seed count of one algorithm, each guarded: one that fails is recorded with its reason and the next one
-    runs; once time.perf_counter() passes `deadline` the rest are recorded as "skipped: time"."""
+    runs; once time.perf_counter() passes `deadline` the rest are recorded as "skipped: time". `progress(runs)` is
+    called after each seed count; a KeyboardInterrupt (SIGINT, e.g. `timeout -s INT`) ends the algorithm with what it
+    has and marks the result "interrupted"."""
     bench = BENCHMARKS[key]
     result = {"label": bench.label, "module": bench.module, "overrides": dict(bench.overrides)}
     try:
@@ -309,14 +311,17 @@ def bench_algorithm(key: str, seeds: list[int], settings: Settings, dataset: Dat
         data = module.prepare_data(dataset, config)
     except Exception as e:
         return {**result, "status": "failed", "reason": f"{type(e).__name__}: {e}".splitlines()[0]}
-    runs, flops = {}, None
+    runs, flops, interrupted = {}, None, False
     for n in sorted(seeds):
-        if deadline is not None and time.perf_counter() > deadline:
-            runs[str(n)] = {"status": "skipped: time"}
-            print(f"  {key}: {n} seed(s): skipped: time", flush=True)
+        if interrupted or (deadline is not None and time.perf_counter() > deadline):
+            runs[str(n)] = {"status": "skipped: interrupted" if interrupted else "skipped: time"}
+            print(f"  {key}: {n} seed(s): {runs[str(n)]['status']}", flush=True)
             continue
         try:
             run = bench_seeds(agent, data, config, n, scan_steps, settings, count_flops=flops is None)
+        except KeyboardInterrupt:
+            interrupted, runs[str(n)] = True, {"status": "skipped: interrupted"}
+            continue
         except Exception as e:
             runs[str(n)] = {"status": "failed", "reason": f"{type(e).__name__}: {e}".splitlines()[0]}
             print(f"  {key}: {n} seed(s): failed ({runs[str(n)]['reason']})", flush=True)
@@ -325,11 +330,14 @@ def bench_algorithm(key: str, seeds: list[int], settings: Settings, dataset: Dat
         runs[str(n)] = {"status": "ok", **run}
         print(f"  {key}: {n} seed(s): compile {run['compile_seconds']:.1f} s, {run['ms_per_step']:.2f} ms/step",
               flush=True)
+        if progress is not None:
+            progress({**result, "status": "partial", "seeds": runs})
+    result["interrupted"] = interrupted
     ok = {n: run for n, run in runs.items() if run["status"] == "ok"}
     if not ok:
         first = next(iter(runs.values()))
-        return {**result, "status": first["status"].split(":")[0], "reason": first.get("reason", "time"),
-                "seeds": runs}
+        return {**result, "status": first["status"].split(":")[0],
+                "reason": first.get("reason", first["status"].split(":")[-1].strip()), "seeds": runs}
     for run in ok.values():
         run["gflops_achieved"] = flops["flops_per_step"] * run["seed_steps_per_second"] / 1e9
     return {**result, "status": "ok", "config": config.to_dict(), "flops": flops, "seeds": runs}
@@ -610,15 +618,21 @@ def run_benchmarks(args, algos, seeds) -> int:
 
     dataset = synthetic_dataset(settings.transitions, settings.obs_dim, settings.act_dim)
     deadline = None if args.budget_seconds is None else started + args.budget_seconds
-    results = {}
+    results, interrupted = {}, False
     for key in algos:
-        results[key] = bench_algorithm(key, seeds, settings, dataset, args.quick, deadline)
+        if interrupted:
+            results[key] = {"label": BENCHMARKS[key].label, "status": "skipped", "reason": "interrupted"}
+            continue
+        results[key] = bench_algorithm(key, seeds, settings, dataset, args.quick, deadline,
+                                       lambda partial: write_partial(Path(args.out), device, matmul,
+                                                                     {**results, key: partial}))  # noqa: B023
+        interrupted = results[key].pop("interrupted", False)
         if results[key]["status"] != "ok":
             print(f"  {key}: {results[key]['status']} ({results[key]['reason']})", flush=True)
         write_partial(Path(args.out), device, matmul, results)
     add_ratios(results, matmul)
     grid_counts = [int(c) for c in args.grid_devices.split(",") if c.strip()]
-    grid = bench_grid(grid_counts, args.quick, args.matmul_precision)
+    grid = [] if interrupted else bench_grid(grid_counts, args.quick, args.matmul_precision)
     authors = (time_authors(args.authors_python, args.authors_src, algos)
                if args.authors_python and args.authors_src and not args.quick else {})
     report = {
@@ -641,8 +655,8 @@ def run_benchmarks(args, algos, seeds) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=float) + "\n")
-    print(f"\nwritten: {out} ({report['wall_seconds']:.0f} s)")
-    return 0
+    print(f"\nwritten: {out} ({report['wall_seconds']:.0f} s)" + (" -- interrupted" if interrupted else ""))
+    return 130 if interrupted else 0
 
 
 if __name__ == "__main__":

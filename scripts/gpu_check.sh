@@ -63,11 +63,12 @@ step() {  # step NAME CAP_SECONDS COMMAND...: runs it within min(CAP, time left)
   fi
   echo "== $name (limit ${limit} s): $(printf '%q ' "$@")" >&2
   local t0; t0=$(date +%s%N)
-  timeout "$limit" "$@" > "$WORK/$name.log" 2>&1
+  # SIGINT at the limit: pytest still writes its report and bench.py its JSON (SIGKILL 20 s later if need be)
+  timeout -s INT -k 20 "$limit" "$@" > "$WORK/$name.log" 2>&1
   local rc=$?
   local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-  tail -n 3 "$WORK/$name.log" >&2
-  local status=ok; [ $rc = 0 ] || status=failed; [ $rc = 124 ] && status="failed: time limit"
+  tail -n 3 "$WORK/$name.log" | sed 's/^/   /' >&2
+  local status=ok; [ $rc = 0 ] || status=failed; { [ $rc = 124 ] || [ $rc = 137 ]; } && status="failed: time limit"
   printf '{"step": "%s", "status": "%s", "rc": %d, "limit": %d, "seconds": %d.%03d}\n' \
     "$name" "$status" "$rc" "$limit" $(( ms / 1000 )) $(( ms % 1000 )) >> "$STEPS_FILE"
 }
@@ -118,17 +119,18 @@ TESTS=(tests/test_parity.py tests/test_core_math.py)
 if [ "$DRY" = 1 ]; then
   step tests 120 env JAX_DEFAULT_MATMUL_PRECISION=highest "$PY" -m pytest -q -p no:cacheprovider --collect-only "${TESTS[@]}"
 else
-  step tests 90 env JAX_DEFAULT_MATMUL_PRECISION=highest "$PY" -m pytest -q -p no:cacheprovider \
+  step tests 120 env JAX_DEFAULT_MATMUL_PRECISION=highest "$PY" -m pytest -q -p no:cacheprovider \
     --junitxml="$WORK/tests.xml" "${TESTS[@]}"
 fi
 
 # --- throughput (scripts/bench.py: the host's vmapped K-step program, compile and steps/s) ----------------------
-# Each bench starts no measurement after its cap less 40 s (one compile and timing); it rewrites its JSON after each
-# algorithm, so a bench stopped at its cap keeps what it finished.
+# Each bench starts no measurement after its limit less 40 s (about one compile and timing); it rewrites its JSON
+# after each measurement, so a bench stopped at its limit keeps what it finished.
 SEEDS=1,8,64
 bench_step() {  # bench_step NAME CAP ALGOS PRECISION
-  local how=(--plan)
-  [ "$DRY" = 1 ] || how=(--min-seconds 2 --budget-seconds $(( $2 - 40 )))
+  local how=(--plan) left=$(( TOTAL - ($(date +%s) - START) ))
+  local limit=$(( $2 < left ? $2 : left ))
+  [ "$DRY" = 1 ] || how=(--min-seconds 2 --budget-seconds $(( limit > 50 ? limit - 40 : 10 )))
   step "$1" "$2" "$PY" scripts/bench.py --algos "$3" --seeds "$SEEDS" --matmul-precision "$4" --grid-devices "" \
     "${how[@]}" --out "$WORK/$1.json"
 }
@@ -159,7 +161,7 @@ done
 
 # --- the report --------------------------------------------------------------------------------------------------
 "$PY" - "$WORK" "$OUT" "$DRY" "$START" "$TOTAL" <<'PYEOF'
-import json, sys, time
+import json, re, sys, time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -184,13 +186,16 @@ def tests_result():
     try:
         suite = ET.parse(work / "tests.xml").getroot()
     except (OSError, ET.ParseError):
-        return {"status": "no result (see the tests step)"}
+        log = (work / "tests.log").read_text(errors="replace").splitlines() if (work / "tests.log").exists() else []
+        last = [line.strip("= ") for line in log if re.search(r"\d+ (passed|failed|error)", line)]
+        return {"status": f"no report; pytest said: {last[-1]}" if last else "no result (see the tests step)"}
     suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
     counts = {k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
+    step = next((s for s in steps if s["step"] == "tests"), {})
     failed = [f"{c.get('classname')}::{c.get('name')}" for c in suite.iter("testcase")
               if c.find("failure") is not None or c.find("error") is not None]
     return {**counts, "passed": counts["tests"] - counts["failures"] - counts["errors"] - counts["skipped"],
-            "failed_tests": failed, "matmul_precision": "highest (float32)"}
+            "failed_tests": failed, "matmul_precision": "highest (float32)", "complete": step.get("status") == "ok"}
 
 
 def bench_rows(name, precision):
@@ -248,6 +253,7 @@ lines = [f"# GPU check, {report['date']}" + (" (DRY RUN: nothing measured)" if d
 t = report["tests"]
 lines += ["numerical tests (parity, core math; float32 matmuls): " + (
     f"{t['passed']} passed, {t['failures'] + t['errors']} failed, {t['skipped']} skipped"
+    + ("" if t["complete"] else " (INCOMPLETE: the step did not finish)")
     + (f" ({', '.join(t['failed_tests'])})" if t["failed_tests"] else "") if "tests" in t else t["status"]), ""]
 lines += ["| algorithm | seeds | matmuls | compile s | steps/s | ms/step | goal |", "|---|---|---|---|---|---|---|"]
 for r in report["throughput"]:

@@ -267,3 +267,39 @@ def test_make_gpu_wheels_downloads_the_pinned_list_without_dependencies():
                  "-r requirements-gpu.txt", "--platform manylinux"):
         assert part in download, part
     assert ".gpu-wheels/" in (ROOT / ".gitignore").read_text()
+
+
+# ------------------------------------------------------------------------------------------------
+# scripts/bench.py: one measurement's failure or the time budget never loses the others
+# ------------------------------------------------------------------------------------------------
+
+
+def fake_run(n: int) -> dict:
+    return {"num_seeds": n, "compile_seconds": 1.0, "scan_steps": 4, "call_seconds": [0.1], "steps_per_second": 40.0,
+            "ms_per_step": 25.0, "seed_steps_per_second": 40.0 * n, "metrics_finite": True,
+            "flops": {"flops_per_step": 1e6, "matmul_flops_per_step": 5e5}}
+
+
+def test_bench_records_a_failed_or_late_seed_count_and_keeps_the_rest(monkeypatch):
+    from scripts import bench
+
+    dataset = bench.synthetic_dataset(bench.QUICK.transitions, bench.QUICK.obs_dim, bench.QUICK.act_dim)
+
+    def bench_seeds(agent, data, config, n, *args, **kwargs):
+        if n == 8:
+            raise RuntimeError("RESOURCE_EXHAUSTED: out of memory")
+        return fake_run(n)
+
+    monkeypatch.setattr(bench, "bench_seeds", bench_seeds)
+    seen = []
+    result = bench.bench_algorithm("td3_bc", [1, 8, 64], bench.QUICK, dataset, quick=True, progress=seen.append)
+    assert result["status"] == "ok"
+    assert {n: r["status"] for n, r in result["seeds"].items()} == {"1": "ok", "8": "failed", "64": "ok"}
+    assert "RESOURCE_EXHAUSTED" in result["seeds"]["8"]["reason"] and len(seen) == 2
+    report = {"settings": {"seeds": [1, 8, 64], "quick": True}, "algorithms": {"td3_bc": result},
+              "reference": {"authors_timed_here": {}}}
+    bench.add_ratios(report["algorithms"], [{"m": 256, "k": 256, "gflops": 100.0}])
+    assert "failed" in bench.format_table(report).splitlines()[1]
+
+    late = bench.bench_algorithm("td3_bc", [1, 8], bench.QUICK, dataset, quick=True, deadline=0.0)
+    assert late["status"] == "skipped" and {r["status"] for r in late["seeds"].values()} == {"skipped: time"}
