@@ -49,7 +49,7 @@ fi
 mkdir -p "$OUT" || { echo "error: cannot create the output directory $OUT" >&2; exit 2; }
 WORK="$(mktemp -d /tmp/gpu_check.XXXXXX)"
 STEPS_FILE="$WORK/steps.jsonl"; : > "$STEPS_FILE"
-export PYTHONPATH="$PWD" XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
 START=$(date +%s)
 
 step() {  # step NAME CAP_SECONDS COMMAND...: runs it within min(CAP, time left), logs to $WORK/NAME.log, records it
@@ -86,7 +86,7 @@ if [ -n "$WHEELS" ]; then
   SITE="$WORK/site"
   INSTALL=("$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" "${WHEEL_FILES[@]}")
   if [ "$DRY" = 1 ]; then would install "${INSTALL[@]}"; else step install 60 "${INSTALL[@]}"; fi
-  export PYTHONPATH="$PWD:$SITE"
+  export PYTHONPATH="$PYTHONPATH:$SITE"  # after the project and the caller's paths, before site-packages
 elif [ "$DRY" = 1 ]; then
   would install "$PY" -m pip install -U "jax[cuda12]==$JAX_PIN"
 else
