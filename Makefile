@@ -1,10 +1,11 @@
-# make install | test | demo | bench | results | settings | datasets | mutants | lint   (everything runs inside .venv, created on first use)
+# make install | test | demo | bench | results | settings | datasets | mutants | lint | gpu-wheels
+# (everything runs inside .venv, created on first use, except gpu-wheels)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo bench results settings datasets mutants lint clean
+.PHONY: install test demo bench results settings datasets mutants lint gpu-wheels clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +50,21 @@ datasets: $(STAMP)
 MUTANTS_ARGS ?=
 mutants: $(STAMP)
 	$(PY) scripts/mutants.py $(MUTANTS_ARGS)
+
+# Wheels for an offline GPU machine that has its own CUDA JAX (README "On a GPU"): requirements-gpu.txt, each pinned and
+# fetched without its dependencies (the list names them), for CPython $(GPU_PYTHON_VERSION) on x86-64 Linux, into
+# $(GPU_WHEELS)/ (replaced whole: one version of each). Then: scripts/gpu_check.sh --wheels $(GPU_WHEELS)
+GPU_PYTHON_VERSION ?= 3.12
+GPU_WHEELS ?= .gpu-wheels
+GPU_PLATFORMS := manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 \
+	manylinux_2_5_x86_64 manylinux1_x86_64
+gpu-wheels:
+	rm -rf $(GPU_WHEELS).part && mkdir -p $(GPU_WHEELS).part
+	$(PYTHON) -m pip download --quiet --no-deps --only-binary=:all: --implementation cp \
+	  --python-version $(GPU_PYTHON_VERSION) $(addprefix --platform ,$(GPU_PLATFORMS)) \
+	  -r requirements-gpu.txt -d $(GPU_WHEELS).part
+	rm -rf $(GPU_WHEELS) && mv $(GPU_WHEELS).part $(GPU_WHEELS)
+	@du -cb $(GPU_WHEELS)/*.whl | tail -1 | awk '{printf "$(GPU_WHEELS): %d wheels, %.1f MB\n", '"$$(ls $(GPU_WHEELS)/*.whl | wc -l)"', $$1 / 1e6}'
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

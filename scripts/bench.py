@@ -290,7 +290,12 @@ def matmul_rate(m: int, k: int, min_seconds: float) -> dict:
 # ------------------------------------------------------------------------------------------------
 
 
-def bench_algorithm(key: str, seeds: list[int], settings: Settings, dataset: Dataset, quick: bool) -> dict:
+def bench_algorithm(key: str, seeds: list[int], settings: Settings, dataset: Dataset, quick: bool,
+                    deadline: float | None = None, progress=None) -> dict:
+    """Every seed count of one algorithm, each guarded: one that fails is recorded with its reason and the next one
+    runs; once time.perf_counter() passes `deadline` the rest are recorded as "skipped: time". `progress(runs)` is
+    called after each seed count; a KeyboardInterrupt (SIGINT, e.g. `timeout -s INT`) ends the algorithm with what it
+    has and marks the result "interrupted"."""
     bench = BENCHMARKS[key]
     result = {"label": bench.label, "module": bench.module, "overrides": dict(bench.overrides)}
     try:
@@ -304,17 +309,49 @@ def bench_algorithm(key: str, seeds: list[int], settings: Settings, dataset: Dat
         scan_steps = QUICK_SCAN_STEPS if quick else bench.scan_steps
         agent = module.make_agent(config, dataset)
         data = module.prepare_data(dataset, config)
-        runs = {}
-        for i, n in enumerate(sorted(seeds)):
-            runs[str(n)] = bench_seeds(agent, data, config, n, scan_steps, settings, count_flops=i == 0)
-            print(f"  {key}: {n} seed(s): compile {runs[str(n)]['compile_seconds']:.1f} s, "
-                  f"{runs[str(n)]['ms_per_step']:.2f} ms/step", flush=True)
     except Exception as e:
         return {**result, "status": "failed", "reason": f"{type(e).__name__}: {e}".splitlines()[0]}
-    flops = runs[str(min(seeds))].pop("flops")
-    for run in runs.values():
+    runs, flops, interrupted = {}, None, False
+    for n in sorted(seeds):
+        if interrupted or (deadline is not None and time.perf_counter() > deadline):
+            runs[str(n)] = {"status": "skipped: interrupted" if interrupted else "skipped: time"}
+            print(f"  {key}: {n} seed(s): {runs[str(n)]['status']}", flush=True)
+            continue
+        try:
+            run = bench_seeds(agent, data, config, n, scan_steps, settings, count_flops=flops is None)
+        except KeyboardInterrupt:
+            interrupted, runs[str(n)] = True, {"status": "skipped: interrupted"}
+            continue
+        except Exception as e:
+            runs[str(n)] = {"status": "failed", "reason": f"{type(e).__name__}: {e}".splitlines()[0]}
+            print(f"  {key}: {n} seed(s): failed ({runs[str(n)]['reason']})", flush=True)
+            continue
+        flops = run.pop("flops", flops)
+        runs[str(n)] = {"status": "ok", **run}
+        print(f"  {key}: {n} seed(s): compile {run['compile_seconds']:.1f} s, {run['ms_per_step']:.2f} ms/step",
+              flush=True)
+        if progress is not None:
+            progress({**result, "status": "partial", "seeds": runs})
+    result["interrupted"] = interrupted
+    ok = {n: run for n, run in runs.items() if run["status"] == "ok"}
+    if not ok:
+        first = next(iter(runs.values()))
+        return {**result, "status": first["status"].split(":")[0],
+                "reason": first.get("reason", first["status"].split(":")[-1].strip()), "seeds": runs}
+    for run in ok.values():
         run["gflops_achieved"] = flops["flops_per_step"] * run["seed_steps_per_second"] / 1e9
     return {**result, "status": "ok", "config": config.to_dict(), "flops": flops, "seeds": runs}
+
+
+def seed_cell(result: dict, n: int, text) -> str:
+    """text(run) of a measured seed count; a seed count that failed or ran out of time shows its status instead."""
+    run = result["seeds"][str(n)]
+    return text(run) if run.get("status", "ok") == "ok" else run["status"].split(":")[-1].strip()
+
+
+def ok_runs(result: dict) -> dict:
+    """The seed counts of a result that were measured (not failed or skipped)."""
+    return {n: run for n, run in result.get("seeds", {}).items() if run.get("status", "ok") == "ok"}
 
 
 def add_ratios(results: dict, matmul: list[dict]) -> None:
@@ -324,11 +361,13 @@ def add_ratios(results: dict, matmul: list[dict]) -> None:
     network = max(r["gflops"] for r in matmul if r["k"] == min(x["k"] for x in matmul))
     best = max(r["gflops"] for r in matmul)
     for result in results.values():
-        for n, run in result.get("seeds", {}).items():
+        if result["status"] != "ok":
+            continue
+        for n, run in ok_runs(result).items():
             run["fraction_of_large_matmul"] = run["gflops_achieved"] / large
             run["fraction_of_network_matmul"] = run["gflops_achieved"] / network
             run["floor_ms_per_step"] = 1e3 * result["flops"]["flops_per_step"] * int(n) / (best * 1e9)
-        runs = result.get("seeds", {})
+        runs = ok_runs(result)
         if len(runs) > 1:
             lo, hi = min(runs, key=int), max(runs, key=int)
             result["time_ratio"] = {"seeds": [int(lo), int(hi)],
@@ -365,7 +404,7 @@ def floor_lines(report: dict) -> list[str]:
     """The paper config's achieved time next to its floor and to the authors' code, with the target speed-up."""
     lines = []
     for key, r in report["algorithms"].items():
-        if r["status"] != "ok" or "1" not in r["seeds"]:
+        if r["status"] != "ok" or "1" not in ok_runs(r):
             continue
         run = r["seeds"]["1"]
         line = (f"{r['label']}: {run['ms_per_step']:.1f} ms/step achieved, floor {run['floor_ms_per_step']:.1f} "
@@ -394,17 +433,18 @@ def format_table(report: dict) -> str:
         if r["status"] != "ok":
             rows.append([r["label"], f"{r['status']}: {r['reason']}"])
             continue
-        runs = r["seeds"]
-        row = [r["label"], f"{runs[str(lo)]['compile_seconds']:.1f}", f"{r['flops']['flops_per_step'] / 1e9:.3f}"]
-        row += [f"{runs[str(n)]['ms_per_step']:.2f}" for n in sorted(seeds)]
-        row += [f"{runs[str(n)]['gflops_achieved']:.1f}" for n in sorted(seeds)]
-        row += [f"{100 * runs[str(n)]['fraction_of_large_matmul']:.0f}" for n in sorted(seeds)]
-        row += [f"{runs[str(lo)]['floor_ms_per_step']:.2f}"]
+        measured = ok_runs(r)
+        first = measured[min(measured, key=int)]
+        row = [r["label"], f"{first['compile_seconds']:.1f}", f"{r['flops']['flops_per_step'] / 1e9:.3f}"]
+        row += [seed_cell(r, n, lambda run: f"{run['ms_per_step']:.2f}") for n in sorted(seeds)]
+        row += [seed_cell(r, n, lambda run: f"{run['gflops_achieved']:.1f}") for n in sorted(seeds)]
+        row += [seed_cell(r, n, lambda run: f"{100 * run['fraction_of_large_matmul']:.0f}") for n in sorted(seeds)]
+        row += [seed_cell(r, lo, lambda run: f"{run['floor_ms_per_step']:.2f}")]
         if hi != lo:
-            row += [f"{r['time_ratio']['ratio']:.2f}"]
+            row += [f"{r['time_ratio']['ratio']:.2f}" if str(lo) in measured and str(hi) in measured else "n/a"]
         ref, here = authors_ms(report, key)
-        row += [f"{ref / runs['1']['ms_per_step']:.2f}x{'' if here else ' (ref)'}"
-                if ref and "1" in runs and not report["settings"]["quick"] else ""]
+        row += [f"{ref / measured['1']['ms_per_step']:.2f}x{'' if here else ' (ref)'}"
+                if ref and "1" in measured and not report["settings"]["quick"] else ""]
         rows.append(row)
     full = [row for row in rows if len(row) == len(header)]
     widths = [max([len(h)] + [len(row[i]) for row in full]) for i, h in enumerate(header)]
@@ -493,6 +533,11 @@ def parse_args(argv):
     parser.add_argument("--matmul-precision", default="highest", choices=("highest", "high", "default"),
                         help="jax_default_matmul_precision for every program (training runs default to highest; "
                              "'default' lets NVIDIA GPUs use TF32)")
+    parser.add_argument("--budget-seconds", type=float, default=None,
+                        help="start no new measurement after this many seconds: the rest are 'skipped: time' (the "
+                             "report is rewritten after each algorithm, so a run stopped from outside keeps them)")
+    parser.add_argument("--plan", action="store_true",
+                        help="build and validate every measurement's config and agent, print the plan, time nothing")
     parser.add_argument("--grid-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.grid_worker:
@@ -508,6 +553,8 @@ def parse_args(argv):
         seeds = []
     if not seeds or min(seeds) < 1:
         parser.exit(2, f"error: --seeds must be a comma list of positive integers, got '{args.seeds}'\n")
+    if args.budget_seconds is not None and not args.budget_seconds > 0:
+        parser.exit(2, f"error: --budget-seconds must be positive, got {args.budget_seconds}\n")
     return args, algos, seeds
 
 
@@ -516,7 +563,43 @@ def main(argv=None) -> int:
     with jax.default_matmul_precision(args.matmul_precision):
         if args.grid_worker:
             return grid_worker(args.quick)
+        if args.plan:
+            return plan(args, algos, seeds)
         return run_benchmarks(args, algos, seeds)
+
+
+def plan(args, algos, seeds) -> int:
+    """What a run with these arguments would measure: each algorithm's config validated and its agent built (on a
+    tiny dataset; nothing compiled or timed). Writes {"plan": [...]} to --out; exit 1 if any cannot be built."""
+    rows = []
+    dataset = synthetic_dataset(QUICK.transitions, QUICK.obs_dim, QUICK.act_dim)
+    for key in algos:
+        bench = BENCHMARKS[key]
+        row = {"algorithm": key, "label": bench.label, "seeds": seeds, "matmul_precision": args.matmul_precision,
+               "scan_steps": QUICK_SCAN_STEPS if args.quick else bench.scan_steps}
+        try:
+            module = importlib.import_module(bench.module)
+            config = build_config(bench, args.quick)
+            module.validate_config(config)
+            module.make_agent(config, dataset)
+            row.update(status="ok", n_actions=config.get("n_actions"), unbiased=config.get("unbiased_samples"))
+        except Exception as e:
+            row.update(status="failed", reason=f"{type(e).__name__}: {e}".splitlines()[0])
+        rows.append(row)
+        why = f" ({row['reason']})" if "reason" in row else ""
+        print(f"plan: {bench.label}: seeds {','.join(map(str, seeds))}, {row['scan_steps']} steps per call, "
+              f"matmul precision {args.matmul_precision}: {row['status']}{why}", flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"plan": rows, "budget_seconds": args.budget_seconds}, indent=2) + "\n")
+    return 0 if all(r["status"] == "ok" for r in rows) else 1
+
+
+def write_partial(out: Path, device: dict, matmul: list, results: dict) -> None:
+    """The results so far, marked partial: what a run stopped from outside (a time limit) leaves behind."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"partial": True, "device": device, "matmul": matmul, "algorithms": results},
+                              indent=2, default=float) + "\n")
 
 
 def run_benchmarks(args, algos, seeds) -> int:
@@ -534,19 +617,29 @@ def run_benchmarks(args, algos, seeds) -> int:
         print(f"matmul {r['shape']}: {r['gflops']:.1f} GFLOP/s", flush=True)
 
     dataset = synthetic_dataset(settings.transitions, settings.obs_dim, settings.act_dim)
-    results = {key: bench_algorithm(key, seeds, settings, dataset, args.quick) for key in algos}
-    for key, r in results.items():
-        if r["status"] != "ok":
-            print(f"  {key}: {r['status']} ({r['reason']})", flush=True)
+    deadline = None if args.budget_seconds is None else started + args.budget_seconds
+    results, interrupted = {}, False
+    for key in algos:
+        if interrupted:
+            results[key] = {"label": BENCHMARKS[key].label, "status": "skipped", "reason": "interrupted"}
+            continue
+        results[key] = bench_algorithm(key, seeds, settings, dataset, args.quick, deadline,
+                                       lambda partial: write_partial(Path(args.out), device, matmul,
+                                                                     {**results, key: partial}))  # noqa: B023
+        interrupted = results[key].pop("interrupted", False)
+        if results[key]["status"] != "ok":
+            print(f"  {key}: {results[key]['status']} ({results[key]['reason']})", flush=True)
+        write_partial(Path(args.out), device, matmul, results)
     add_ratios(results, matmul)
     grid_counts = [int(c) for c in args.grid_devices.split(",") if c.strip()]
-    grid = bench_grid(grid_counts, args.quick, args.matmul_precision)
+    grid = [] if interrupted else bench_grid(grid_counts, args.quick, args.matmul_precision)
     authors = (time_authors(args.authors_python, args.authors_src, algos)
                if args.authors_python and args.authors_src and not args.quick else {})
     report = {
         "device": device,
         "settings": {"quick": args.quick, "seeds": seeds, "dataset_stats": dataset.stats,
-                     "min_seconds": settings.min_seconds, "min_calls": settings.min_calls},
+                     "min_seconds": settings.min_seconds, "min_calls": settings.min_calls,
+                     "budget_seconds": args.budget_seconds},
         "matmul": matmul,
         "matmul_large_gflops": max(matmul, key=lambda r: r["m"] * r["k"] * r["k"])["gflops"],
         "algorithms": results,
@@ -562,8 +655,8 @@ def run_benchmarks(args, algos, seeds) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=float) + "\n")
-    print(f"\nwritten: {out} ({report['wall_seconds']:.0f} s)")
-    return 0
+    print(f"\nwritten: {out} ({report['wall_seconds']:.0f} s)" + (" -- interrupted" if interrupted else ""))
+    return 130 if interrupted else 0
 
 
 if __name__ == "__main__":
