@@ -59,7 +59,8 @@ def check_output(path, overwrite: bool = False) -> Path:
         raise ExportError(f"output {path} is a directory, not a file name")
     folder = path.parent
     if not folder.is_dir():
-        raise ExportError(f"output {path} cannot be written: folder {folder} does not exist")
+        why = "is a file" if folder.exists() else "does not exist"
+        raise ExportError(f"output {path} cannot be written: folder {folder} {why}")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ExportError(f"output {path} cannot be written (permission denied on {folder})")
     targets = [path] + ([sidecar(path)] if path.suffix == ".jaxexport" else [])
@@ -70,6 +71,15 @@ def check_output(path, overwrite: bool = False) -> Path:
     if path.suffix == ".onnx":
         onnx_modules()
     return path
+
+
+def onnx_available() -> bool:
+    """Whether onnx and onnxruntime import (requirements-export.txt)."""
+    try:
+        onnx_modules()
+    except ExportError:
+        return False
+    return True
 
 
 def onnx_modules():
