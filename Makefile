@@ -1,10 +1,10 @@
-# make install | test | demo | bench | results | datasets | mutants | lint   (everything runs inside .venv, created on first use)
+# make install | install-export | test | demo | bench | results | datasets | mutants | lint   (everything runs inside .venv, created on first use)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo bench results datasets mutants lint clean
+.PHONY: install install-export test demo bench results datasets mutants lint clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,15 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# ONNX export of a trained policy (scripts/export.py --out FILE.onnx): onnx and onnxruntime, pinned. CI installs them
+# so that tests/test_export.py checks the ONNX files too (they are skipped, with this target named, without them).
+EXPORT_STAMP := $(VENV)/.installed-export
+$(EXPORT_STAMP): $(STAMP) requirements-export.txt
+	$(PY) -m pip install --quiet -r requirements-export.txt
+	touch $(EXPORT_STAMP)
+
+install-export: $(EXPORT_STAMP)
 
 # Test files in parallel, one worker per core (at most 4); a file's tests stay on one worker, sharing its fixtures.
 test: $(STAMP)

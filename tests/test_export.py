@@ -298,3 +298,15 @@ def test_an_export_that_differs_from_the_run_is_not_written(runs, tmp_path, monk
     with pytest.raises(RunError, match=r"the exported policy differs from the run's by .* nothing written"):
         load_run(runs["cql"]).export(tmp_path / "p.onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_from_before_the_redesign_exports(tmp_path):
+    """Bug: export reading checkpoint metadata that older runs lack (tests/fixtures/pre_redesign_runs)."""
+    import jax
+
+    run = load_run(ROOT / "tests" / "fixtures" / "pre_redesign_runs" / "td3_bc")
+    metadata = run.export(tmp_path / "old.jaxexport")
+    assert (metadata["checkpoint_step"], metadata["algorithm"], metadata["env_id"]) == (10, "td3_bc", "Hopper-v4")
+    obs = np.asarray(run.dataset.transitions.observations[:64])
+    got = jax.export.deserialize(bytearray((tmp_path / "old.jaxexport").read_bytes())).call(obs)
+    assert np.max(np.abs(np.asarray(got) - np.asarray(run.policy(0)(obs)))) <= TOLERANCE
