@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import jax
@@ -134,7 +133,7 @@ def export_policy(path, act, params, obs_dim: int, metadata: dict, check_obs, ov
         return act(params, obs)
 
     check_obs = np.asarray(check_obs, np.float32)
-    expected = np.asarray(jax.jit(policy)(check_obs))
+    expected = np.asarray(jax.jit(act)(params, check_obs))  # as the run computes it (common/runs.py Run.policy)
     (batch,) = jax.export.symbolic_shape(BATCH)
     spec = jax.ShapeDtypeStruct((batch, obs_dim), jnp.float32)
     if path.suffix == ".jaxexport":
@@ -164,14 +163,14 @@ def export_policy(path, act, params, obs_dim: int, metadata: dict, check_obs, ov
 
 
 def write_atomic(path: Path, payload: bytes) -> None:
-    """Writes `payload` under a temporary name in the same folder and renames it to `path` when complete."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    """Writes `payload` to `.<name>.partial` in the same folder and renames it to `path` when complete."""
+    partial = path.with_name(f".{path.name}.partial")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(partial, "wb") as f:
             f.write(payload)
-        os.replace(tmp, path)
+        os.replace(partial, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
         raise
 
 
