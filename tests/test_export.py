@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import ROOT
-from test_bad_inputs import assert_refused, cli_args, snapshot
+from test_bad_inputs import cli_args
+from test_bad_inputs_tools import refused
 
 from algorithms import cql, load_run, misa, td3_bc
 from common import export as policy_export
@@ -222,17 +223,6 @@ def test_an_earlier_checkpoint_is_exported_as_itself(runs, tmp_path, suffix, cap
 # ------------------------------------------------------------------------------------------------
 
 
-def refused(argv, capsys, watched: Path, pattern: str) -> None:
-    before = snapshot(watched)
-    capsys.readouterr()
-    try:
-        status = export.main(argv)
-    except SystemExit as e:
-        status = e.code
-    assert_refused(status, capsys.readouterr().err, pattern)
-    assert snapshot(watched) == before
-
-
 @pytest.mark.parametrize("args, pattern", [
     (["--run", "{tmp}/nowhere", "--out", "{tmp}/p.jaxexport"], r"^error: run directory .*nowhere does not exist$"),
     (["--run", "{run}", "--member", "2", "--out", "{tmp}/p.jaxexport"], r"^error: member 2 does not exist"),
@@ -260,16 +250,16 @@ def test_export_refuses_bad_arguments(runs, tmp_path, capsys, args, pattern):
     (tmp_path / "only_sidecar.jaxexport.json").write_text("keep me")
     (tmp_path / "folder.onnx").mkdir()
     argv = [a.format(tmp=tmp_path, run=runs["td3_bc"]) for a in args]
-    refused(argv, capsys, tmp_path, pattern)
+    refused(export.main, argv, capsys, tmp_path, pattern)
     if "{run}" in args:
-        refused(argv, capsys, runs["td3_bc"], pattern)  # the run directory is untouched too
+        refused(export.main, argv, capsys, runs["td3_bc"], pattern)  # the run directory is untouched too
 
 
 @needs_onnx
 def test_overwrite_replaces_an_existing_file_only_when_asked(runs, tmp_path, capsys):
     out = tmp_path / "policy.onnx"
     out.write_text("keep me")
-    refused(["--run", str(runs["cql"]), "--out", str(out)], capsys, tmp_path, r"policy\.onnx exists")
+    refused(export.main, ["--run", str(runs["cql"]), "--out", str(out)], capsys, tmp_path, r"policy\.onnx exists")
     assert export.main(["--run", str(runs["cql"]), "--out", str(out), "--overwrite"]) == 0
     assert out.read_bytes() != b"keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["policy.onnx"]
 
@@ -277,7 +267,7 @@ def test_overwrite_replaces_an_existing_file_only_when_asked(runs, tmp_path, cap
 def test_onnx_without_its_packages_names_the_make_target(runs, tmp_path, capsys, monkeypatch):
     """Bug: a ModuleNotFoundError traceback (or a half-written file) when onnx is not installed."""
     monkeypatch.setitem(sys.modules, "onnx", None)
-    refused(["--run", str(runs["cql"]), "--out", str(tmp_path / "p.onnx")], capsys, tmp_path,
+    refused(export.main, ["--run", str(runs["cql"]), "--out", str(tmp_path / "p.onnx")], capsys, tmp_path,
             r"^error: exporting to \.onnx needs .*requirements-export\.txt: run `make install-export`$")
     assert Path(ROOT / "requirements-export.txt").exists()
 
