@@ -1,11 +1,11 @@
-# make install | test | demo | bench | results | settings | datasets | mutants | lint | gpu-wheels
+# make install | install-export | test | demo | bench | results | settings | datasets | mutants | lint | gpu-wheels
 # (everything runs inside .venv, created on first use, except gpu-wheels)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo bench results settings datasets mutants lint gpu-wheels clean
+.PHONY: install install-export test demo bench results settings datasets mutants lint gpu-wheels clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,15 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# ONNX export of a trained policy (scripts/export.py --out FILE.onnx): onnx and onnxruntime, pinned. CI installs them
+# so that tests/test_export.py checks the ONNX files too (they are skipped, with this target named, without them).
+EXPORT_STAMP := $(VENV)/.installed-export
+$(EXPORT_STAMP): $(STAMP) requirements-export.txt
+	$(PY) -m pip install --quiet -r requirements-export.txt
+	touch $(EXPORT_STAMP)
+
+install-export: $(EXPORT_STAMP)
 
 # Test files in parallel, one worker per core (at most 4); a file's tests stay on one worker, sharing its fixtures.
 test: $(STAMP)

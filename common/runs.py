@@ -2,6 +2,7 @@
 
     run = algorithms.load_run("runs/demo_misa_20261201_120000")   # latest checkpoint; checkpoint=STEP for another
     act = run.policy(0)                                  # jitted: obs (obs_dim,) or (B, obs_dim) -> action in [-1, 1]
+    run.export("policy.onnx", member=0)                  # or .jaxexport: runs without this project (common/export.py)
     result = run.evaluate(episodes=10, seed=1)           # result.returns, result.scores: (members, episodes)
 
 The run is rebuilt from what it wrote: `config.json` and a checkpoint (`common/checkpoints.py`). The
@@ -31,6 +32,7 @@ from common.datasets import Dataset, load_dataset
 from common.domains import setup_for_dataset
 from common.evaluation import Evaluator, check_env_matches, episode_seed, make_env, to_env_action
 from common.experiment.members import member_label
+from common.export import ExportError, check_observations, describe, export_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 # Frames per second a video is written at, at most (faster envs keep every k-th frame: still real time).
@@ -208,7 +210,7 @@ class Run:
 
     def __init__(self, run_dir: Path, config, meta: dict, dataset: Dataset, agent, state, checkpoint: Path):
         self.run_dir, self.config, self.dataset, self.agent, self.state = run_dir, config, dataset, agent, state
-        self.checkpoint = checkpoint
+        self.checkpoint, self.meta = checkpoint, meta
         self.algorithm: str = meta["algorithm"]
         self.members: list[dict] = list(meta["members"])
         self.step: int = int(meta["step"])
@@ -246,6 +248,18 @@ class Run:
             return act(params, obs)
 
         return policy
+
+    def export(self, path, member: int = 0, overwrite: bool = False) -> dict:
+        """Writes one member's deterministic evaluation policy to `path`: `.jaxexport` (jax.export, metadata in
+        `<path>.json`) or `.onnx` (metadata in the model); returns the metadata. An existing file is replaced only
+        with `overwrite=True`. RunError when it cannot be done (common/export.py)."""
+        index = self.member_index(member)
+        try:
+            return export_policy(path, self.agent.act, self.member_params(index), self.dataset.stats["obs_dim"],
+                                 describe(self, index), check_observations(self.dataset.transitions.observations),
+                                 overwrite)
+        except ExportError as e:
+            raise RunError(str(e)) from None
 
     def evaluate(self, episodes: int = 10, seed: int = 0, env: str | None = None,
                  members: list[int] | None = None) -> Evaluation:
