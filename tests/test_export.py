@@ -84,10 +84,11 @@ def exported(runs, tmp_path_factory) -> list[dict]:
     return items
 
 
+PROJECT_PACKAGES = ("common", "algorithms", "configs", "datagen", "scripts", "tests")
 # Runs in a fresh interpreter, from an empty folder, with this project's packages made unimportable.
 FRESH = textwrap.dedent("""
     import sys
-    for name in ("common", "algorithms", "configs", "datagen", "scripts", "tests"):
+    for name in PROJECT_PACKAGES:
         sys.modules[name] = None  # the editable install maps these names to the project: refused here
     import json
     import numpy as np
@@ -122,7 +123,7 @@ FRESH = textwrap.dedent("""
                if module is not None and any(str(getattr(module, "__file__", "") or "").startswith(root)
                                              for root in sys.argv[3:])]
     json.dump({"results": results, "project_modules": project}, open(sys.argv[2], "w"))
-""")
+""").replace("PROJECT_PACKAGES", repr(PROJECT_PACKAGES))
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +134,9 @@ def loaded_elsewhere(exported, tmp_path_factory) -> list[dict]:
     (folder / "items.json").write_text(json.dumps([{k: item[k] for k in ("path", "obs", "obs_dim")}
                                                    for item in exported]))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    roots = sorted({str(ROOT), str(Path(policy_export.__file__).resolve().parent.parent)})
+    # The project's own packages (not its root: a .venv inside the checkout holds jax itself).
+    roots = sorted({f"{base}/{package}/" for base in (ROOT, Path(policy_export.__file__).resolve().parent.parent)
+                    for package in PROJECT_PACKAGES})
     done = subprocess.run([sys.executable, "load.py", "items.json", "out.json", *roots], cwd=folder, env=env,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -34,6 +34,8 @@ OPTIONAL_FEATURES = {
     "imageio_ffmpeg": "MP4 videos of a saved policy",
     "tensorboardX": "config.tensorboard",
     "wandb": "config.wandb",
+    "onnx": "exporting a policy to .onnx (make install-export)",
+    "onnxruntime": "exporting a policy to .onnx (make install-export)",
 }
 PROJECT = {"common", "algorithms", "configs", "scripts", "datagen", "tests", "conftest"}
 GPU_MARKERS = {"python_version": "3.12", "python_full_version": "3.12.3", "sys_platform": "linux",
