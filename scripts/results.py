@@ -265,13 +265,15 @@ def check_reuse(run_dir: Path, recorded: dict, asked: dict, fields=None) -> None
 def check_sweep(algos: list[str], datasets: list[str], args, sets) -> None:
     """Before anything trains: every (algorithm, dataset) config passes the host's and the method's checks, every
     run to be reused or continued was trained with these settings (with --report-only: the ones given), and
-    every dataset to train on loads."""
+    every dataset to train on loads; every --set field is in a config it is meant for (check_args checked it
+    against every domain's configs, this against the configs of the datasets' domains)."""
     given = [f for f in BUDGET if f in args.given] + sorted({field for _, field, _ in sets})
-    to_train = set()
+    to_train, unused = set(), {(target, field) for target, field, _ in sets}
     for algo in algos:
         method = importlib.import_module(ALGORITHMS[algo].module).METHOD
         for dataset in datasets:
             config = build_config(algo, dataset, args, sets)
+            unused -= {(target, field) for target, field in unused if target in (None, algo) and field in config}
             try:
                 if not args.report_only:
                     validate_shared(config)
@@ -285,6 +287,10 @@ def check_sweep(algos: list[str], datasets: list[str], args, sets) -> None:
             if not args.report_only and not (run_dir / "summary.json").exists() and not (
                     (run_dir / "failed.json").exists() and not args.retry_failed):
                 to_train.add(dataset)
+    for target, field in sorted(unused, key=str):
+        what = (f"{target}.{field}: {target}'s configs for these datasets' domains have no such field" if target else
+                f"{field}: no selected algorithm's config for these datasets' domains has this field")
+        raise SweepError(f"--set {what} (it would change nothing)")
     for dataset in sorted(to_train - args.loaded):  # the others were loaded to find their domain
         load_dataset(dataset)
 

@@ -146,3 +146,33 @@ def test_a_generated_files_domain_is_its_env_not_its_name(tmp_path):
     assert results_plan.dataset_domain(str(path)) == "locomotion"
     assert results_plan.config_name("misa", results_plan.dataset_domain(str(path))) == "configs.misa_mujoco"
     assert results_plan.dataset_domain("antmaze_umaze-v2") == "antmaze"  # a D4RL name, without its file
+
+
+def test_a_set_field_that_no_config_of_the_sweeps_domains_has_is_refused(d4rl_root, tmp_path, monkeypatch, capsys):
+    """Bug: --set fields were checked against the configs of every domain, so a field only a Kitchen config has was
+    accepted on a locomotion sweep, and changed nothing."""
+    import sys
+    import types
+
+    from test_bad_inputs import assert_refused
+
+    monkeypatch.setenv("D4RL_DATASET_DIR", str(d4rl_root))
+    real = importlib.import_module("configs.misa_kitchen")
+
+    def get_config(variant=None):
+        config = real.get_config(variant)
+        config.kitchen_only = 1.0
+        return config
+
+    monkeypatch.setitem(sys.modules, "configs.misa_kitchen", types.SimpleNamespace(VARIANTS=real.VARIANTS,
+                                                                                  get_config=get_config))
+    monkeypatch.setattr(results, "train_one", lambda *a, **k: pytest.fail("trained before refusing"))
+    argv = ["--algos", "misa", "--out", str(tmp_path / "out"), "--steps", "2", "--eval-every", "2"]
+    status = results.main(argv + ["--datasets", "hopper-medium-v2", "--set", "misa.kitchen_only=2"])
+    assert_refused(status, capsys.readouterr().err, r"^error: --set misa\.kitchen_only: misa's configs for "
+                                                    r"these datasets' domains have no such field \(it would change "
+                                                    r"nothing\)$")
+    args = results.parse_args(argv + ["--datasets", "hopper-medium-v2,kitchen-complete-v0", "--set", "kitchen_only=2"])
+    algos, datasets, sets = results.check_args(args)
+    results.check_sweep(algos, datasets, args, sets)  # a kitchen dataset in the sweep: accepted
+    assert results.build_config("misa", "kitchen-complete-v0", args, sets).kitchen_only == 2.0
