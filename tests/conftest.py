@@ -61,6 +61,47 @@ def rollout_raw(env_id: str, rows: int, seed: int = 0, policy=None, max_episode_
     return raw
 
 
+def rollout(setup, rows, episode_len, seed=0):
+    """D4RL-layout rows played by random actions in the evaluation env of `setup` (common.domains.EvalSetup),
+    a timeout every episode_len rows: tiny data in any domain's own layout (AntMaze, Adroit, Kitchen, ...)."""
+    import warnings
+
+    from common import evaluation
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        env = evaluation.make_env(setup)
+    rng = np.random.default_rng(seed)
+    out = {k: [] for k in ("observations", "actions", "rewards", "terminals", "timeouts")}
+    obs, _ = env.reset(seed=seed)
+    steps = 0
+    for _ in range(rows):
+        action = rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        steps += 1
+        timeout = (truncated or steps == episode_len) and not terminated
+        for key, value in zip(out, (obs, action, reward, terminated, timeout)):
+            out[key].append(value)
+        if terminated or timeout:
+            obs, steps = env.reset()[0], 0
+        else:
+            obs = next_obs
+    env.close()
+    raw = {k: np.asarray(v) for k, v in out.items()}
+    raw["observations"] = raw["observations"].astype(np.float32)
+    raw["rewards"] = raw["rewards"].astype(np.float32)
+    return raw
+
+
+def write_d4rl(directory, name, raw):
+    """`raw` as D4RL dataset `name`, under the file name d4rl caches it by (no generator metadata, as d4rl's)."""
+    from common import datasets, domains
+
+    path = directory / domains.D4RL_DATASETS[name]["file"]
+    datasets.write_hdf5(path, raw)
+    return path
+
+
 @pytest.fixture(scope="session")
 def hopper_random_file(tmp_path_factory) -> Path:
     """2,000 rows of random Hopper-v4 play (many short episodes ending in terminals)."""

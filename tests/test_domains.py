@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, rollout, write_d4rl
 
 from common import d4rl_envs, datasets, domains, evaluation
 
@@ -76,39 +76,6 @@ def test_names_are_resolved_without_prefix_guessing():
 # ----------------------------------------------------------------------------------------------
 # Tiny data in each domain's own layout
 # ----------------------------------------------------------------------------------------------
-
-
-def rollout(setup, rows, episode_len, seed=0):
-    """D4RL-layout rows played by random actions in the setup's evaluation env (timeouts every episode_len)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        env = evaluation.make_env(setup)
-    rng = np.random.default_rng(seed)
-    out = {k: [] for k in ("observations", "actions", "rewards", "terminals", "timeouts")}
-    obs, _ = env.reset(seed=seed)
-    steps = 0
-    for _ in range(rows):
-        action = rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        steps += 1
-        timeout = (truncated or steps == episode_len) and not terminated
-        for key, value in zip(out, (obs, action, reward, terminated, timeout)):
-            out[key].append(value)
-        if terminated or timeout:
-            obs, steps = env.reset()[0], 0
-        else:
-            obs = next_obs
-    env.close()
-    raw = {k: np.asarray(v) for k, v in out.items()}
-    raw["observations"] = raw["observations"].astype(np.float32)
-    raw["rewards"] = raw["rewards"].astype(np.float32)
-    return raw
-
-
-def write_d4rl(directory, name, raw):
-    path = directory / domains.D4RL_DATASETS[name]["file"]
-    datasets.write_hdf5(path, raw)  # d4rl files carry no generator metadata
-    return path
 
 
 @pytest.fixture(scope="module")

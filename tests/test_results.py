@@ -79,7 +79,7 @@ def test_bench_rejects_bad_arguments(capsys):
 # ------------------------------------------------------------------------------------------------
 
 
-def fake_run(out, algo, dataset, finals, steps=(10, 20), hardware=("Box (cpu, 2 CPUs)",)):
+def fake_run(out, algo, dataset, finals, steps=(10, 20), hardware=("Box (cpu, 2 CPUs)",), domain="locomotion"):
     """A run directory as results.py leaves it: eval.csv (via RunLogger), summary.json and sweep.json."""
     run_dir = out / "runs" / results.run_name(algo, dataset)
     run_dir.mkdir(parents=True)
@@ -92,7 +92,8 @@ def fake_run(out, algo, dataset, finals, steps=(10, 20), hardware=("Box (cpu, 2 
     write_json_atomic(run_dir / "summary.json", {
         "algorithm": algo, "dataset": dataset, "num_seeds": len(finals), "total_steps": steps[-1],
         "normalized_score_final": list(finals), "normalized_score_best": list(finals),
-        "steps_per_second": 100.0, "compile_seconds": 1.0, "env": "Hopper-v4"})
+        "steps_per_second": 100.0, "compile_seconds": 1.0, "env": "Hopper-v4",
+        "evaluation": {"domain": domain, "score": "100 * (return - min) / (max - min)"}})
     sweep = {"status": "done", "wall_seconds": 36.0}
     if hardware is not None:
         sweep["hardware"] = list(hardware)
@@ -121,11 +122,38 @@ def test_report_tables_plot_and_json_from_run_directories(tmp_path):
     assert saved["budget"] == BUDGET and len(saved["runs"]) == 5
     # IQM over the 9 TD3+BC finals (10..32): drop 2 at each end.
     finals = np.sort([10.0 + i + 10 * s for i in range(3) for s in range(3)])
-    assert saved["aggregate_final"]["TD3+BC"]["iqm"]["value"] == pytest.approx(finals[2:-2].mean())
-    assert saved["aggregate_final"]["MISA"]["runs"] == 6
+    assert saved["aggregate_final"]["locomotion"]["TD3+BC"]["iqm"]["value"] == pytest.approx(finals[2:-2].mean())
+    assert saved["aggregate_final"]["locomotion"]["MISA"]["runs"] == 6
     curve = payload["curves"]["ds-a"]["MISA"]
     assert curve["step"] == [10, 20] and curve["mean"] == pytest.approx([30.0, 60.0])
     assert curve["std"] == pytest.approx([np.std([25, 25, 40]), np.std([50, 50, 80])])
+
+
+def test_the_report_keeps_domains_apart(tmp_path):
+    """Bug: one IQM, mean and sum pooled AntMaze success rates with locomotion returns, the header claimed one
+    number of episodes per evaluation for runs of 2 and of 100, and a "sum over datasets" added up only the
+    datasets an algorithm happened to have."""
+    fake_run(tmp_path, "td3_bc", "ds-a", [10.0, 20.0])
+    fake_run(tmp_path, "td3_bc", "ds-b", [30.0, 40.0])
+    fake_run(tmp_path, "misa", "ds-a", [50.0, 70.0])  # MISA has no score on ds-b
+    fake_run(tmp_path, "td3_bc", "maze", [0.0, 100.0], domain="antmaze")
+    budget = {**BUDGET, "eval_episodes": {"locomotion": 2, "antmaze": 100}}
+    payload = results.write_report(tmp_path, ["td3_bc", "misa"], ["ds-a", "maze", "ds-b"], budget, n_resamples=100)
+
+    assert payload["domains"] == {"ds-a": "locomotion", "ds-b": "locomotion", "maze": "antmaze"}
+    assert list(payload["aggregate_final"]) == ["locomotion", "antmaze"]
+    locomotion, maze = payload["aggregate_final"]["locomotion"], payload["aggregate_final"]["antmaze"]
+    assert locomotion["TD3+BC"]["runs"] == 4 and locomotion["TD3+BC"]["mean"]["value"] == pytest.approx(25.0)
+    assert locomotion["TD3+BC"]["total"] == pytest.approx(50.0)
+    assert locomotion["MISA"]["mean"]["value"] == pytest.approx(60.0) and np.isnan(locomotion["MISA"]["total"])
+    assert maze["TD3+BC"]["runs"] == 2 and maze["TD3+BC"]["mean"]["value"] == pytest.approx(50.0)
+    md = (tmp_path / "results.md").read_text()
+    assert "evaluation every 10 steps with 2 (locomotion), 100 (antmaze) episodes" in md
+    assert "**locomotion** (2 datasets; score: 100 * (return - min) / (max - min))" in md
+    assert "| MISA | 60.0 [50.0, 70.0] | 60.0 [50.0, 70.0] | – | 1 | 2 |" in md
+    assert "| TD3+BC (antmaze) | 1 | 20 | 100.0 | 0.01 |" in md  # the cost table too, per domain
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["aggregate_final"]["locomotion"]["MISA"]["total"] is None
 
 
 def test_the_report_names_the_machine_each_run_trained_on(tmp_path):
@@ -163,7 +191,7 @@ def test_an_unfinished_run_is_drawn_and_noted_but_never_scored(tmp_path):
     assert "- MISA on ds-a: unfinished, evaluated up to step 10 of 20 (score there 60.0 ± 16.3" in md
     assert "not run yet" not in md
     assert payload["curves"]["ds-a"]["MISA (unfinished)"]["mean"] == pytest.approx([60.0])
-    assert payload["aggregate_final"]["MISA"]["runs"] == 0
+    assert payload["aggregate_final"]["locomotion"]["MISA"]["runs"] == 0
 
 
 def test_update_doc_fills_the_marked_block(tmp_path):
