@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from common.logger import write_bytes_atomic
+
 SUFFIXES = (".jaxexport", ".onnx")
 PLATFORMS = ("cpu", "cuda")  # what a .jaxexport file may run on
 CHECK_TOLERANCE = 1e-5  # largest |exported - run| action difference accepted at export
@@ -155,23 +157,11 @@ def export_policy(path, act, params, obs_dim: int, metadata: dict, check_obs, ov
         model = onnx.load_from_string(payload)
         onnx.helper.set_model_props(model, {k: v if isinstance(v, str) else json.dumps(v) for k, v in
                                             metadata.items()})
-        write_atomic(path, model.SerializeToString())
+        write_bytes_atomic(path, model.SerializeToString())
     else:
-        write_atomic(path, payload)
-        write_atomic(sidecar(path), (json.dumps(metadata, indent=1) + "\n").encode())
+        write_bytes_atomic(path, payload)
+        write_bytes_atomic(sidecar(path), (json.dumps(metadata, indent=1) + "\n").encode())
     return metadata
-
-
-def write_atomic(path: Path, payload: bytes) -> None:
-    """Writes `payload` to `.<name>.partial` in the same folder and renames it to `path` when complete."""
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        with open(partial, "wb") as f:
-            f.write(payload)
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
 
 
 # ------------------------------------------------------------------------------------------------

@@ -16,13 +16,18 @@ import numpy as np
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """`text` written to a temporary file and renamed into place: an interrupt or a full disk leaves the file as it
-    was (the temporary file is removed)."""
+    """`text` (UTF-8) written atomically (write_bytes_atomic)."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: Path, payload: bytes) -> None:
+    """`payload` written to a temporary file and renamed into place: an interrupt or a full disk leaves the file as
+    it was (the temporary file is removed)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "w") as f:
-            f.write(text)
+        with open(tmp, "wb") as f:
+            f.write(payload)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

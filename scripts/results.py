@@ -56,37 +56,18 @@ from common.logger import read_history, write_json_atomic
 from common.runs import RunError, check_writable_dir
 
 if __package__:  # imported as scripts.results (the tests)
-    from scripts.results_plan import (
-        ALGORITHMS,
-        DOMAIN_ORDER,
-        SweepError,
-        config_module,
-        d4rl_name,
-        dataset_domain,
-        dataset_key,
-        file_config,
-        known_configs,
-        read_json,
-        run_domain,
-        run_name,
-    )
-    from scripts.results_report import MARKER_BEGIN, MARKER_END, hardware_label, update_doc, write_report
+    from scripts import results_plan as plan
+    from scripts import results_report as report
 else:  # run as a file: scripts/ is on the path
-    from results_plan import (
-        ALGORITHMS,
-        DOMAIN_ORDER,
-        SweepError,
-        config_module,
-        d4rl_name,
-        dataset_domain,
-        dataset_key,
-        file_config,
-        known_configs,
-        read_json,
-        run_domain,
-        run_name,
-    )
-    from results_report import MARKER_BEGIN, MARKER_END, hardware_label, update_doc, write_report
+    import results_plan as plan
+    import results_report as report
+
+ALGORITHMS, DOMAIN_ORDER, SweepError, read_json = plan.ALGORITHMS, plan.DOMAIN_ORDER, plan.SweepError, plan.read_json
+config_module, file_config, known_configs = plan.config_module, plan.file_config, plan.known_configs
+d4rl_name, dataset_domain, dataset_key, run_domain, run_name = (plan.d4rl_name, plan.dataset_domain, plan.dataset_key,
+                                                                plan.run_domain, plan.run_name)
+MARKER_BEGIN, MARKER_END, hardware_label = report.MARKER_BEGIN, report.MARKER_END, report.hardware_label
+update_doc, write_report = report.update_doc, report.write_report
 
 EARLIER_WALL = "earlier_wall.json"  # in a run directory: wall seconds and machines of its earlier attempts
 # The budget: config field -> (command-line option, its default; None = each config's own value).
