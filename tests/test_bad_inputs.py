@@ -386,6 +386,29 @@ def test_unknown_config_file(good_file, tmp_path, capsys):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_prints_the_usage_and_the_configs_fields_and_trains_nothing(flag, good_file, tmp_path, capsys):
+    """`algorithms/<method>.py --help` was refused by absl as "Unknown command line flag 'help'" (exit 2)."""
+    argv = cli_args(good_file, tmp_path / "runs", num_seeds="3") + [flag]
+    argv[1] = f"--config={ROOT}/configs/td3_bc_antmaze.py:antmaze-umaze-v2"
+    before = snapshot(tmp_path)
+    capsys.readouterr()
+    status = td3_bc.main(argv)
+    out, err = capsys.readouterr()
+    assert (status, err) == (0, "")
+    assert out.startswith("usage: python algorithms/td3_bc.py --config configs/<file>.py[:variant]"), out
+    assert [line.strip() for line in out.splitlines() if line.strip().startswith("configs/")] == [
+        f"configs/td3_bc_{domain}.py" for domain in ("adroit", "antmaze", "kitchen", "mujoco")]
+    assert "td3_bc_antmaze.py:antmaze-umaze-v2 (with the overrides given)" in out
+    assert "  num_seeds = 3\n" in out and "  eval_episodes = 0\n" in out  # the overrides are applied
+    assert snapshot(tmp_path) == before
+
+
+def test_help_with_a_bad_override_is_refused(good_file, tmp_path, capsys):
+    argv = cli_args(good_file, tmp_path / "runs", no_such_field="1") + ["--help"]
+    refuse_in_process(argv, capsys, tmp_path, r"no_such_field")
+
+
 # ------------------------------------------------------------------------------------------------
 # Run directories and checkpoints
 # ------------------------------------------------------------------------------------------------
