@@ -62,7 +62,7 @@ def main(method: Method, argv=None) -> int:
 
 
 def print_help(method: Method, argv) -> int:
-    """Usage, the method's config files with their variants, and the fields of the given (or default) config."""
+    """Usage, the method's config files, and the fields of the given (or default) config with the overrides applied."""
     root = Path(__file__).resolve().parents[2]
     print(f"usage: python algorithms/{method.name}.py --config configs/<file>.py[:variant] "
           f"[--config.<field>=<value> ...]\n"
