@@ -16,19 +16,21 @@ import jax
 from common import checkpoints
 from common.agent import Method
 from common.errors import DatasetError
-from common.experiment.configuration import parse_config
+from common.experiment.configuration import ROOT, parse_config
 from common.experiment.errors import EXIT_BAD_INPUT, EXIT_DIVERGED, ConfigError, Diverged, Interrupted, WriteFailed
 from common.experiment.preemption import ignore_further_signals
 from common.experiment.runner import run
 from common.experiment.summary import result_line, sweep_table
+
+HELP_FLAGS = ("--help", "-h", "--helpfull")
 
 
 def main(method: Method, argv=None) -> int:
     """CLI entry: parse, run, print the result; returns the exit status (see the module docstring)."""
     cli, argv = argv is None, sys.argv if argv is None else argv
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-    if any(arg in ("--help", "-h", "--helpfull") for arg in argv[1:]):
-        return print_help(method, [arg for arg in argv if arg not in ("--help", "-h", "--helpfull")])
+    if any(arg in HELP_FLAGS for arg in argv[1:]):
+        return print_help(method, [arg for arg in argv if arg not in HELP_FLAGS])
     try:
         config = parse_config(argv, method.default_config)
         if config.distributed:
@@ -63,13 +65,12 @@ def main(method: Method, argv=None) -> int:
 
 def print_help(method: Method, argv) -> int:
     """Usage, the method's config files, and the fields of the given (or default) config with the overrides applied."""
-    root = Path(__file__).resolve().parents[2]
     print(f"usage: python algorithms/{method.name}.py --config configs/<file>.py[:variant] "
           f"[--config.<field>=<value> ...]\n"
           f"  --config.sweep.<field>=v1,v2,...  trains every value x every seed in one program\n"
           f"  --config.resume=True              continues log_dir/run_name from its last checkpoint\n"
           f"config files (variants: each file's VARIANTS and NAMED_VARIANTS; sources: docs/SETTINGS.md):")
-    for path in sorted((root / "configs").glob(f"{method.name}_*.py")):
+    for path in sorted((ROOT / "configs").glob(f"{method.name}_*.py")):
         print(f"  configs/{path.name}")
     try:
         config = parse_config(argv, method.default_config)
